@@ -1,0 +1,62 @@
+"""Types shared by every pruning method.
+
+A pruner takes the dense baseline, the per-layer ratios a trial sampled and a context of
+callables for the data-dependent methods, and returns a *new* model (the baseline is never
+modified) plus the masks and kept-channel indices that describe exactly what was removed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Protocol
+
+import torch
+from torch import nn
+
+Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class PruneContext:
+    """What a data-dependent pruner may use. Loops live in `trainables`; they arrive here as
+    callables so that pruners stay free of training code, Ray and MLflow."""
+
+    example_input: torch.Tensor
+    seed: int = 0
+    # Yields (inputs, targets) training batches, already normalized, in a fixed order per seed.
+    batches: Callable[[], Iterable[Batch]] | None = None
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy
+    # Trains `model` in place with `masks` enforced (lottery's per-round retraining).
+    retrain: Callable[[nn.Module, Masks], None] | None = None
+    # Baseline weights saved at training iteration k, keyed by k (lottery's rewind points).
+    rewind_states: Mapping[int, Mapping[str, torch.Tensor]] = field(default_factory=dict)
+    # Re-estimates BatchNorm running statistics in place (hybrid, after surgery).
+    recalibrate_bn: Callable[[nn.Module], None] | None = None
+
+
+@dataclass
+class PruneResult:
+    model: nn.Module
+    masks: Masks = field(default_factory=dict)
+    # Structural methods: module name -> sorted output-channel indices kept from the baseline.
+    kept_channels: dict[str, list[int]] = field(default_factory=dict)
+    # Bits per stored weight value. 8 asks the trial to quantize the prunable layers' weights
+    # to int8 (pruners.quantize) once fine-tuning is done, so the stored model is int8.
+    weight_bits: int = 32
+    # Fine-tune with knowledge distillation from the dense model.
+    distill: bool = False
+
+
+class Pruner(Protocol):
+    """`ratios` maps a prunable module name to its sampled ratio; `settings` holds the method's
+    own search settings (e.g. `taylor_batches`), under the same keys as the search config."""
+
+    name: str
+
+    def __call__(
+        self,
+        model: nn.Module,
+        ratios: Mapping[str, float],
+        settings: Mapping[str, object],
+        ctx: PruneContext,
+    ) -> PruneResult: ...
