@@ -37,7 +37,9 @@ def magnitude(
 ) -> PruneResult:
     pruned = copy.deepcopy(model)
     if settings.get("magnitude_scope", "layer") == "global":
-        masks = global_magnitude_masks(pruned, list(ratios), float(settings["global_sparsity"]))
+        # The global variant ranks every prunable layer together (the article's recipe).
+        names = list(ratios) or list(prunable_layers(pruned))
+        masks = global_magnitude_masks(pruned, names, float(settings["global_sparsity"]))
     else:
         masks = layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)

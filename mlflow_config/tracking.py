@@ -1,0 +1,92 @@
+"""Where runs go and how a search is laid out in MLflow.
+
+Tracking URI: MLFLOW_TRACKING_URI > the search config (`--tracking-uri`) > an embedded default,
+a SQLite file plus an artifact folder, both at absolute paths (Ray workers change directory).
+One experiment per project/model/dataset; one parent run per search; one nested child run per
+trial.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+BATCH = 100  # MLflow's limit on params per log_batch call
+
+
+class TrackingError(Exception):
+    """The tracking server cannot be used; the CLI turns it into one line and exit 2."""
+
+
+def resolve_tracking_uri(configured: str | None, home: Path) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    return uri or f"sqlite:///{(home / 'mlflow.db').resolve()}"
+
+
+def default_artifact_location(home: Path) -> str:
+    return (home / "mlartifacts").resolve().as_uri()
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before anything is started, when a remote tracking server doesn't answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+            if resp.status != 200:
+                raise TrackingError(f"MLflow server {uri} answered /health with HTTP {resp.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(f"MLflow server {uri} is unreachable ({exc}); start it or pass another --tracking-uri") from None
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def start_run(client: MlflowClient, experiment_id: str, name: str, tags: Mapping[str, str] | None = None,
+              parent_run_id: str | None = None) -> str:
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id  # what makes the UI nest it
+    run = client.create_run(experiment_id, run_name=name, tags=all_tags)
+    return run.info.run_id
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
+    items = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()]
+    for i in range(0, len(items), BATCH):
+        client.log_batch(run_id, params=items[i : i + BATCH])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    for i in range(0, len(items), BATCH):
+        client.log_batch(run_id, metrics=items[i : i + BATCH])
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def finish_run(client: MlflowClient, run_id: str, ok: bool, reason: str | None = None) -> None:
+    if reason:
+        set_tags(client, run_id, {"failure_reason": reason[:5000]})
+    client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
+    return client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=50000
+    )

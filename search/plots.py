@@ -1,0 +1,77 @@
+"""Front plots: PNG (matplotlib) for MLflow's artifact preview, HTML (plotly) to explore."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from search.pareto import Point, front
+
+
+def _series(points: Sequence[Point]) -> dict[str, list[Point]]:
+    by_method: dict[str, list[Point]] = {}
+    for p in points:
+        by_method.setdefault(p.method or "all", []).append(p)
+    return by_method
+
+
+def plot_fronts_png(points: Sequence[Point], path: Path, title: str, cost_label: str,
+                    dense_acc: float | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    cmap = plt.get_cmap("tab10")
+    for i, (method, pts) in enumerate(sorted(_series(points).items())):
+        color = cmap(i % 10)
+        ax.scatter([p.cost for p in pts], [p.acc for p in pts], color=color, alpha=0.35, s=18)
+        f = front(pts)
+        ax.step([p.cost for p in f], [p.acc for p in f], where="post", color=color, marker="o", label=f"{method} front")
+    combined = front(points)
+    ax.plot([p.cost for p in combined], [p.acc for p in combined], "k--", lw=1, label="combined front")
+    if dense_acc is not None:
+        ax.axhline(dense_acc, color="grey", lw=0.8, ls=":", label=f"dense ({dense_acc:.3f})")
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label: str) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for method, pts in sorted(_series(points).items()):
+        fig.add_trace(go.Scatter(x=[p.cost for p in pts], y=[p.acc for p in pts], mode="markers", name=f"{method} trials",
+                                 text=[p.key for p in pts], opacity=0.45))
+        f = front(pts)
+        fig.add_trace(go.Scatter(x=[p.cost for p in f], y=[p.acc for p in f], mode="lines+markers",
+                                 line_shape="hv", name=f"{method} front", text=[p.key for p in f]))
+    combined = front(points)
+    fig.add_trace(go.Scatter(x=[p.cost for p in combined], y=[p.acc for p in combined], mode="lines",
+                             line=dict(dash="dash", color="black"), name="combined front"))
+    fig.update_layout(title=title, xaxis_title=cost_label, yaxis_title="validation accuracy")
+    # Embedded plotly.js: the page must work on offline clusters, not only with a CDN.
+    fig.write_html(str(path), include_plotlyjs=True)
+
+
+def plot_hypervolume_png(curve: Sequence[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(curve) + 1), curve, marker=".")
+    ax.set_xlabel("trials completed")
+    ax.set_ylabel("hypervolume")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,66 @@
+"""After the trials: the Pareto front from what MLflow recorded, tags, parent artifacts, the
+console table. MLflow is the source of truth, so a resumed search reports every trial."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from mlflow.tracking import MlflowClient
+
+from mlflow_config import artifacts, tracking
+from search.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
+from search.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
+
+TABLE_COLUMNS = ("method", "val_acc", "test_acc", "size_bytes", "size_ratio", "nonzero_params", "params",
+                 "flops", "latency_ms", "cost_s", "run_id")
+
+
+def collect_points(runs, metric: str, dense_cost: float) -> list[Point]:
+    pts = []
+    for r in sorted(runs, key=lambda r: r.info.start_time):
+        m = r.data.metrics
+        if r.info.status == "FINISHED" and "val_acc" in m and metric in m:
+            pts.append(Point(r.info.run_id, m["val_acc"], m[metric] / dense_cost, r.data.tags.get("method", "")))
+    return pts
+
+
+def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str, dense: dict[str, float],
+             title: str, log: Callable[[str], None] = print) -> list[dict]:
+    runs = tracking.child_runs(client, experiment_id, parent_run_id)
+    dense_cost = dense[metric]
+    points = collect_points(runs, metric, dense_cost)
+    combined = {p.key for p in front(points)}
+    methods = sorted({p.method for p in points})
+    per_method = {m: front([p for p in points if p.method == m]) for m in methods}
+    on_method_front = {p.key for f in per_method.values() for p in f}
+    for r in runs:
+        rid = r.info.run_id
+        tracking.set_tags(client, rid, {"pareto": str(rid in combined).lower(),
+                                        "pareto_method": str(rid in on_method_front).lower()})
+    by_id = {r.info.run_id: r for r in runs}
+    rows = []
+    for p in sorted((p for p in points if p.key in combined), key=lambda p: p.cost):
+        m = by_id[p.key].data.metrics
+        rows.append({"method": p.method, **{c: m.get(c) for c in TABLE_COLUMNS[1:-1]}, "run_id": p.key})
+    failed = sum(r.info.status == "FAILED" for r in runs)
+    summary = {"hypervolume": hypervolume(points), "front_size": len(combined), "trials_finished": len(points),
+               "trials_failed": failed}
+    summary.update({f"hypervolume.{m}": hypervolume(f) for m, f in per_method.items()})
+    tracking.log_metrics(client, parent_run_id, summary)
+    for i, hv in enumerate(hypervolume_curve(points)):
+        tracking.log_metrics(client, parent_run_id, {"hypervolume_by_trial": hv}, step=i + 1)
+    cost_label = f"{metric} / dense {metric}"
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        write_csv(rows, d / "pareto.csv")
+        plot_fronts_png(points, d / "pareto.png", title, cost_label, dense.get("val_acc"))
+        plot_fronts_html(points, d / "pareto.html", title, cost_label)
+        plot_hypervolume_png(hypervolume_curve(points), d / "hypervolume.png", f"{title}: hypervolume")
+        for name in ("pareto.csv", "pareto.png", "pareto.html", "hypervolume.png"):
+            client.log_artifact(parent_run_id, str(d / name))
+    artifacts.log_json(client, parent_run_id, rows, None, "pareto.json")
+    log(f"\nPareto front ({len(rows)} of {len(points)} finished trials, {failed} failed; "
+        f"hypervolume {summary['hypervolume']:.4f}):")
+    log(format_table(rows, TABLE_COLUMNS))
+    return rows

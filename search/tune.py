@@ -1,0 +1,132 @@
+"""Ray Tune + Optuna wiring: the trial entry point, the multi-objective searcher, progress.
+
+The trial entry opens the trial's MLflow child run, runs `trainables.trial.run_trial` (which
+knows nothing of Ray or MLflow), logs params, metrics and artifacts, and reports to Tune.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from mlflow_config import artifacts, tracking
+from search.config import SearchConfig
+from search.pareto import Point, front
+from trainables.trial import run_trial
+
+OBJECTIVE_ACC = "val_acc"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every trial needs to record itself in MLflow (picklable, shipped once)."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    search_name: str
+    threads: int
+    use_gpu: bool
+
+
+def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> None:
+    """The Ray Tune function trainable. One MLflow child run per call."""
+    torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
+    device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
+    client = MlflowClient(run_ctx.tracking_uri)
+    context = tune.get_context()
+    ray_trial_id = context.get_trial_id() or "local"
+    method = str(config["method"])
+    run_id = tracking.start_run(
+        client, run_ctx.experiment_id, name=f"{method}-{ray_trial_id}", parent_run_id=run_ctx.parent_run_id,
+        tags={"method": method, "search": run_ctx.search_name, "ray_trial_id": ray_trial_id, "pareto": "false"})
+    tracking.log_params(client, run_id, config)
+    try:
+        outcome = run_trial(config, data, baseline, device=device)
+        tracking.log_metrics(client, run_id, outcome.metrics)
+        tracking.log_metrics(client, run_id, {f"achieved_sparsity.{k}": v for k, v in outcome.layer_sparsity.items()})
+        artifacts.log_tensors(client, run_id, outcome.masks, artifacts.MASKS_DIR, artifacts.MASKS_FILE)
+        artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)
+        if outcome.kept_channels:
+            artifacts.log_json(client, run_id, outcome.kept_channels, artifacts.WEIGHTS_DIR, "kept_channels.json")
+    except BaseException as exc:
+        tracking.finish_run(client, run_id, ok=False, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    tracking.finish_run(client, run_id, ok=True)
+    tune.report({**outcome.metrics, "mlflow_run_id": run_id})
+
+
+class RecordingOptunaSearch(OptunaSearch):
+    """OptunaSearch that links each Optuna trial to its Ray trial and MLflow run, and tells
+    FAIL (not COMPLETE) for a result with a missing or non-finite objective: otherwise the
+    Optuna trial stays RUNNING forever (Optuna rejects NaN, Ray only warns)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and trial_id not in self._completed_trials:
+            ot_trial.set_user_attr("ray_trial_id", trial_id)
+            if result and result.get("mlflow_run_id"):
+                ot_trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+            values = [None if not result else result.get(m) for m in metrics]
+            if result and any(v is None or not math.isfinite(float(v)) for v in values):
+                ot_trial.set_user_attr("failure_reason", f"objective missing or not finite: {values}")
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+                self._completed_trials.add(trial_id)
+                return
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if cfg.sampler == "tpe":
+            # constant_liar keeps concurrent trials from all sampling the same point.
+            return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, constant_liar=True)
+        if cfg.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=max(4, min(20, cfg.budget // 4)))
+        return optuna.samplers.RandomSampler(seed=cfg.seed)
+
+
+class Progress(tune.Callback):
+    """One line per finished trial: i of N, its numbers, and the front size so far."""
+
+    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print):
+        self.budget, self.metric, self.dense_cost, self.log = budget, objective_metric, dense_cost, log
+        self.points: list[Point] = []
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        self.done += 1
+        if OBJECTIVE_ACC in r and self.metric in r:
+            self.points.append(Point(trial.trial_id, r[OBJECTIVE_ACC], r[self.metric] / self.dense_cost,
+                                     str(trial.config.get("method"))))
+            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[OBJECTIVE_ACC]:.4f} "
+                     f"{self.metric}={r[self.metric]:.4g} ({r[self.metric] / self.dense_cost:.1%} of dense) "
+                     f"cost {r.get('cost_s', 0):.1f}s | front: {len(front(self.points))} points | "
+                     f"{time.perf_counter() - self.start:.0f}s elapsed")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.done += 1
+        self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {_error_line(trial)}")
+
+
+def _error_line(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:300]
+    return "see the trial's error file"

@@ -1,0 +1,118 @@
+"""Taylor pruning: importance is |dL/dw * w| accumulated over batches, gradients fresh per batch."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pruners import taylor as taylor_mod
+from pruners.base import PruneContext
+from pruners.registry import get_pruner
+from trainables.models import SimpleCNN
+
+RATIOS = {"conv1": 0.25, "conv2": 0.5, "fc1": 0.9, "fc2": 0.3}
+LOSS = nn.functional.cross_entropy
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = SimpleCNN(1, 10, 8, width=4)
+    # Non-trivial BatchNorm statistics, so that a train-mode forward would visibly change them.
+    with torch.no_grad():
+        for bn in (model.bn1, model.bn2):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def make_batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(6, 1, 8, 8, generator=g), torch.randint(0, 10, (6,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def importance(model, batches, n=None):
+    return taylor_mod.taylor_importance(model, list(RATIOS), iter(batches), n or len(batches), LOSS)
+
+
+def state_copy(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_registered():
+    assert get_pruner("taylor") is taylor_mod.taylor
+
+
+def test_importance_is_hand_computed_sum_over_batches():
+    model, batches = make_model(), make_batches(2)
+    model.eval()
+    weights = [getattr(model, name).weight for name in RATIOS]
+    expected = [torch.zeros_like(w) for w in weights]
+    for x, y in batches:
+        grads = torch.autograd.grad(LOSS(model(x), y), weights)
+        expected = [e + (g * w).abs() for e, g, w in zip(expected, grads, weights)]
+    got = importance(model, batches)
+    for name, e in zip(RATIOS, expected):
+        torch.testing.assert_close(got[f"{name}.weight"], e.detach(), rtol=0, atol=1e-6)
+
+
+def test_accumulates_rather_than_keeping_last_batch():
+    model, (b1, b2) = make_model(), make_batches(2)
+    both, last = importance(model, [b1, b2]), importance(model, [b2])
+    for name in both:
+        assert not torch.allclose(both[name], last[name])
+
+
+def test_gradients_fresh_per_batch():
+    # Summing per-batch scores only matches if batch 2's gradient excludes batch 1's.
+    model, (b1, b2) = make_model(), make_batches(2)
+    # Stale gradients left on the model must not leak into the scores either.
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 100.0)
+    both = importance(model, [b1, b2])
+    separate = [importance(model, [b1]), importance(model, [b2])]
+    for name in both:
+        summed = separate[0][name] + separate[1][name]
+        torch.testing.assert_close(both[name], summed, rtol=0, atol=1e-6)
+
+
+def test_only_first_n_batches_used():
+    model, batches = make_model(), make_batches(3)
+    first_two = importance(model, batches[:2])
+    assert all(torch.equal(importance(model, batches, n=2)[k], v) for k, v in first_two.items())
+
+
+def test_prune_sparsity_ranking_and_input_untouched():
+    model, batches = make_model(), make_batches(3)
+    model.train()
+    before = state_copy(model)
+    ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches), loss_fn=LOSS)
+    result = get_pruner("taylor")(model, RATIOS, {"taylor_batches": 2}, ctx)
+
+    # Input untouched, BatchNorm statistics included (scoring runs in eval mode), mode kept.
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training and result.model.training
+    assert torch.equal(result.model.bn1.running_mean, before["bn1.running_mean"])
+
+    scores = importance(model, batches[:2])
+    pruned_params = dict(result.model.named_parameters())
+    for name, ratio in RATIOS.items():
+        key = f"{name}.weight"
+        mask = result.masks[key]
+        assert int((~mask).sum()) == round(ratio * mask.numel())
+        assert scores[key][mask].min() >= scores[key][~mask].max()
+        assert torch.all(pruned_params[key][~mask] == 0)
+        assert torch.equal(pruned_params[key][mask], before[key][mask])
+
+
+def test_missing_or_short_data_raises():
+    model, batches = make_model(), make_batches(2)
+    ctx = PruneContext(example_input=batches[0][0])
+    with pytest.raises(ValueError, match="batches is None"):
+        taylor_mod.taylor(model, RATIOS, {"taylor_batches": 2}, ctx)
+    ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches))
+    with pytest.raises(ValueError, match="only 2 batches"):
+        taylor_mod.taylor(model, RATIOS, {"taylor_batches": 3}, ctx)

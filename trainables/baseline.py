@@ -1,0 +1,100 @@
+"""The dense baseline: trained once per (model, data, recipe, seed), cached under a
+content-addressed key, reused by every later search and every trial.
+
+Besides the trained weights it keeps the weights at the lottery ticket's rewind points
+(iteration k of training; k = 0 is the initialization), so a rewind is exact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainables.data import DataError, DatasetBundle
+from trainables.loops import Normalizer, evaluate, train
+from trainables.models import build_model
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    model: str
+    epochs: float
+    lr: float
+    batch_size: int
+    seed: int
+    augment: bool
+    rewind_iters: tuple[int, ...] = (0,)
+
+    def key(self, data: DatasetBundle) -> str:
+        blob = json.dumps({"spec": asdict(self), "data": data.fingerprint}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Baseline:
+    key: str
+    state: dict[str, torch.Tensor]
+    rewind_states: dict[int, dict[str, torch.Tensor]]
+    metrics: dict[str, float]
+    cached: bool = False
+    spec: dict = field(default_factory=dict)
+
+    def build(self, model_name: str, data: DatasetBundle) -> nn.Module:
+        model = build_model(model_name, data.in_channels, data.num_classes, data.image_size)
+        model.load_state_dict(self.state)
+        return model
+
+
+def normalizer(data: DatasetBundle, augment: bool) -> Normalizer:
+    return Normalizer(data.mean, data.std, augment)
+
+
+def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=print) -> Baseline:
+    key = spec.key(data)
+    path = cache_dir / "baselines" / f"{key}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"corrupt baseline cache {path} ({type(exc).__name__}); delete it to retrain") from None
+        log(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
+            f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
+        return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=blob["spec"])
+    log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs (cached afterwards at {path})")
+    baseline = _train_baseline(spec, data, key, log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"state": baseline.state, "rewind_states": baseline.rewind_states,
+                "metrics": baseline.metrics, "spec": baseline.spec}, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a corrupt cache
+    return baseline
+
+
+def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
+    rewind: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep_rewind_point(step: int, m: nn.Module) -> None:
+        if step in spec.rewind_iters and step not in rewind:
+            rewind[step] = {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    start = time.perf_counter()
+    train(model, data.train, normalizer(data, spec.augment), epochs=spec.epochs, lr=spec.lr,
+          batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point)
+    missing = set(spec.rewind_iters) - set(rewind)
+    if missing:
+        raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")
+    plain = normalizer(data, False)
+    metrics = {"val_acc": evaluate(model, data.val, plain), "test_acc": evaluate(model, data.test, plain),
+               "train_s": time.perf_counter() - start}
+    log(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "
+        f"in {metrics['train_s']:.0f}s")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return Baseline(key, state, rewind, metrics, cached=False, spec=asdict(spec))

@@ -1,0 +1,100 @@
+"""One trial, without Ray or MLflow: baseline -> prune -> fine-tune with masks kept ->
+(int8) -> evaluate -> measure. `search.tune` wraps it for Ray Tune and records it in MLflow.
+
+`config` is the flat trial config; its keys are the search settings' names (`method`,
+`sparsity.<layer>`, `taylor_batches`, `finetune_lr`, ...), the same keys Optuna, Ray Tune
+and MLflow use.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import torch
+
+from pruners.base import PruneContext
+from pruners.layers import prunable_layers
+from pruners.quantize import quantize_int8_
+from pruners.registry import get_pruner
+from trainables import compress
+from trainables.baseline import Baseline, normalizer
+from trainables.data import DatasetBundle
+from trainables.loops import batches, evaluate, recalibrate_bn, train
+from trainables.measure import count_flops, count_nonzero, count_params, latency_ms
+
+SPARSITY_PREFIX = "sparsity."
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict[str, float]
+    masks: dict[str, torch.Tensor]
+    kept_channels: dict[str, list[int]]
+    encoded: dict[str, torch.Tensor]  # the stored model; its bytes are metrics["size_bytes"]
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+
+def layer_ratios(config: Mapping[str, object]) -> dict[str, float]:
+    return {k[len(SPARSITY_PREFIX):]: float(v) for k, v in config.items() if k.startswith(SPARSITY_PREFIX)}
+
+
+def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Baseline,
+              device: str = "cpu", log=lambda msg: None) -> TrialOutcome:
+    start = time.perf_counter()
+    seed = int(config["seed"])
+    epochs, lr, bs = float(config["finetune_epochs"]), float(config["finetune_lr"]), int(config["batch_size"])
+    norm_train, norm_eval = normalizer(data, bool(config["augment"])), normalizer(data, False)
+    dense = baseline.build(str(config["model"]), data).to(device).eval()
+    example = norm_eval(data.val.x[:1]).to(device)
+
+    def fine_tune(model, masks, teacher=None):
+        train(model, data.train, norm_train, epochs=epochs, lr=lr, batch_size=bs, seed=seed, masks=masks,
+              teacher=teacher, kd_temperature=float(config.get("hybrid_temperature", 4.0)),
+              kd_alpha=float(config.get("hybrid_alpha", 0.5)), device=device)
+
+    ctx = PruneContext(
+        example_input=example,
+        seed=seed,
+        batches=lambda: batches(data.train, bs, norm_eval, torch.Generator().manual_seed(seed), device),
+        retrain=fine_tune,
+        rewind_states={k: v for k, v in baseline.rewind_states.items()},
+        recalibrate_bn=lambda m: recalibrate_bn(m, data.train, norm_train, seed=seed, device=device),
+    )
+    torch.manual_seed(seed)
+    method = str(config["method"])
+    log(f"pruning with {method}")
+    result = get_pruner(method)(dense, layer_ratios(config), config, ctx)
+    model, masks = result.model.to(device), dict(result.masks)
+    log(f"fine-tuning {epochs} epochs")
+    fine_tune(model, masks, teacher=copy.deepcopy(dense) if result.distill else None)
+
+    int8_scales = {}
+    if result.weight_bits == 8:
+        names = [f"{n}.weight" for n in prunable_layers(model)]
+        int8_scales = quantize_int8_(model, names)
+        params = dict(model.named_parameters())
+        # Rounding can send a tiny kept weight to 0; the stored mask says what is stored.
+        masks = {n: params[n].detach() != 0 for n in names}
+
+    model.eval()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    masks = {k: v.cpu() for k, v in masks.items()}
+    encoded = compress.encode(state, masks, int8_scales)
+    dense_size = compress.size_bytes(compress.encode(baseline.state, {}))
+    n_params = count_params(model)
+    metrics = {
+        "val_acc": evaluate(model, data.val, norm_eval, device=device),
+        "test_acc": evaluate(model, data.test, norm_eval, device=device),
+        "size_bytes": float(compress.size_bytes(encoded)),
+        "size_ratio": compress.size_bytes(encoded) / dense_size,
+        "params": float(n_params),
+        "nonzero_params": float(count_nonzero(model)),
+        "sparsity": 1.0 - count_nonzero(model) / count_params(dense),
+        "flops": float(count_flops(model, example)),
+        "latency_ms": latency_ms(model, example, int(config["latency_batch"])),
+    }
+    metrics["cost_s"] = time.perf_counter() - start
+    per_layer = {n: 1.0 - float(m.float().mean()) for n, m in masks.items()}
+    return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer)
