@@ -21,6 +21,7 @@ from trainables.models import MODELS
 OBJECTIVES = ("size", "nonzero", "flops", "latency")
 OBJECTIVE_METRIC = {"size": "size_bytes", "nonzero": "nonzero_params", "flops": "flops", "latency": "latency_ms"}
 SAMPLERS = ("tpe", "nsga2", "random")
+SPACES = ("auto", "per-layer", "schedule")
 # Epoch defaults per dataset when --baseline-epochs / --finetune-epochs are left at 0.
 AUTO_EPOCHS = {"digits": (30, 3), "cifar10": (15, 2)}
 
@@ -71,6 +72,12 @@ class SearchConfig:
                                     search=True)
     hybrid_temperature: Range = _f((1.0, 8.0), "hybrid: distillation temperature", search=True)
     hybrid_alpha: Range = _f((0.1, 0.9), "hybrid: distillation weight", search=True)
+    # Layer-wise space: one ratio per layer, or a compact depth schedule for deep models
+    space: str = _f("auto", "per-layer (one ratio per layer), schedule (conv ratio = start + (end-start) * "
+                    "depth^curve, per-layer for FC), or auto (schedule above 20 prunable layers)")
+    schedule_start: Range = _f((0.0, 0.3), "schedule space: conv sparsity at the first conv", search=True)
+    schedule_end: Range = _f((0.3, 0.9), "schedule space: conv sparsity at the last conv", search=True)
+    schedule_curve: Range = _f((0.5, 3.0), "schedule space: exponent of the depth curve", search=True)
     # Training recipe (fixed within a search)
     baseline_epochs: float = _f(0, "dense baseline epochs (0 = per-dataset default: digits 30, cifar10 15)")
     baseline_lr: float = _f(0.05, "dense baseline learning rate")
@@ -90,6 +97,9 @@ class SearchConfig:
     cpus_per_trial: float = _f(1.0, "CPUs per trial; torch threads follow")
     gpus_per_trial: float = _f(0.0, "GPUs per trial; fractions pack several trials on one GPU")
     max_concurrent: int = _f(0, "trials at once (0 = as many as the resources allow)")
+    storage_path: str | None = _f(None, "Ray Tune storage (shared path or URI; default: <home>/ray)")
+    optuna_storage: str | None = _f(None, "Optuna RDB URL (default: SQLite optuna.db in --home)")
+    resume: str | None = _f(None, "resume an interrupted search by name (or its Ray storage path) to its budget")
 
     @property
     def epochs(self) -> tuple[float, float]:
@@ -229,6 +239,8 @@ def validate(cfg: SearchConfig) -> None:
         raise bad("methods", "", f"a comma-separated subset of {', '.join(known)}")
     if cfg.objective not in OBJECTIVES:
         raise bad("objective", cfg.objective, ", ".join(OBJECTIVES))
+    if cfg.space not in SPACES:
+        raise bad("space", cfg.space, ", ".join(SPACES))
     if cfg.sampler not in SAMPLERS:
         raise bad("sampler", cfg.sampler, ", ".join(SAMPLERS))
     for name in ("bounds_conv_early", "bounds_conv", "bounds_fc", "bounds_classifier", "global_sparsity",
