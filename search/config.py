@@ -169,8 +169,15 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
         raise ConfigError(f"--{name.replace('_', '-')}: {raw!r} is not {expected}") from None
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage on a bad flag; we want one line and exit 2."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see --help)")
+
+
 def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         description="Search per-layer pruning ratios and methods for the best accuracy-vs-size Pareto front. "
         "Ray Tune runs the trials, Optuna (multi-objective) steers them, MLflow records everything.",
@@ -189,12 +196,7 @@ def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
 
 def load_config(argv: list[str] | None) -> SearchConfig:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        if exc.code == 0:
-            raise
-        raise ConfigError("bad command line (see --help)") from None
+    args = parser.parse_args(argv)
     values: dict[str, Any] = {}
     if args.config is not None:
         values.update(_read_toml(args.config))

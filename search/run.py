@@ -101,7 +101,8 @@ def _search(cfg, name, home: Path, tracking_uri, optuna_url, data, baseline, log
 
     from mlflow_config import tracking
     from search import report
-    from search.space import make_spec, recipe_points, space_fn
+    from search.seeding import initial_points
+    from search.space import make_spec, space_fn
     from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
 
     dense = _dense_metrics(cfg, data, baseline)
@@ -121,7 +122,7 @@ def _search(cfg, name, home: Path, tracking_uri, optuna_url, data, baseline, log
         metric = cfg.objective_metric
         searcher = RecordingOptunaSearch(
             space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
-            storage=RDBStorage(optuna_url), study_name=name, points_to_evaluate=recipe_points(cfg) or None)
+            storage=RDBStorage(optuna_url), study_name=name, points_to_evaluate=initial_points(cfg) or None)
         threads = max(1, int(cfg.cpus_per_trial))
         run_ctx = RunContext(tracking_uri, exp_id, parent, name, threads, cfg.gpus_per_trial > 0)
         trainable = tune.with_resources(

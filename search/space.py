@@ -1,16 +1,21 @@
 """The search space: which method, its settings, and one sparsity per layer inside
 depth-aware bounds. A define-by-run function for Optuna, so each method samples only the
-settings it uses; parameter names are SearchConfig's field names plus `sparsity.<layer>`."""
+settings it uses; parameter names are SearchConfig's field names plus `sparsity.<layer>`.
+
+Deep models (ResNet-56: 57 convs) have too many layers for one free ratio each on a budget of
+~50 trials, so the "schedule" space samples three numbers instead, start/end/curve, and expands
+them to every conv's ratio by depth. The expanded ratios still reach the trial as
+`sparsity.<layer>` keys (as constants), so trials and MLflow see per-layer ratios either way."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import optuna
 
-from pruners.layers import conv_depth, layer_kinds
+from pruners.layers import conv_depth, layer_kinds, prunable_layers
 from search.config import SearchConfig
 from trainables.trial import SPARSITY_PREFIX
 
@@ -25,9 +30,20 @@ METHOD_SETTINGS = {
     "lottery": ("lottery_rounds", "lottery_rewind_iter"),
     "hybrid": ("hybrid_filter_ratio", "hybrid_temperature", "hybrid_alpha"),
 }
+CONV_KINDS = ("conv_early", "conv")
+SCHEDULE_SETTINGS = ("schedule_start", "schedule_end", "schedule_curve")
+AUTO_SCHEDULE_LAYERS = 20  # "auto" uses the schedule above this many prunable layers
 INT_SETTINGS = ("taylor_batches", "lottery_rounds")
 CATEGORICAL_SETTINGS = ("magnitude_scope", "lottery_rewind_iter")
 LOG_SETTINGS = ("finetune_lr",)
+
+
+class LayerBounds(NamedTuple):
+    name: str
+    kind: str  # pruners.layers.KINDS
+    lo: float
+    hi: float
+    depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers
 
 
 @dataclass(frozen=True)
@@ -35,36 +51,55 @@ class SpaceSpec:
     """Everything the space function needs, picklable (Ray checkpoints the searcher)."""
 
     methods: tuple[str, ...]
-    layers: tuple[tuple[str, str, float, float], ...]  # (name, kind, lo, hi)
+    layers: tuple[LayerBounds, ...]
     ranges: tuple[tuple[str, Any], ...]  # searched setting -> range or choices
     constants: tuple[tuple[str, Any], ...]  # fixed settings merged into every trial config
+    schedule: bool = False  # conv ratios from the start/end/curve depth schedule
 
 
-def layer_bounds(model, cfg: SearchConfig) -> list[tuple[str, str, float, float]]:
+def layer_bounds(model, cfg: SearchConfig) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
     between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier."""
     depth = conv_depth(model)
     out = []
     for name, kind in layer_kinds(model).items():
-        if kind in ("conv_early", "conv"):
+        d = depth.get(name)
+        if kind in CONV_KINDS:
             (elo, ehi), (clo, chi) = cfg.bounds_conv_early, cfg.bounds_conv
-            d = depth[name]
             lo, hi = elo + (clo - elo) * d, ehi + (chi - ehi) * d
         else:
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
-        out.append((name, kind, round(lo, 6), round(hi, 6)))
+        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d))
     return out
+
+
+def uses_schedule(cfg: SearchConfig, model) -> bool:
+    return cfg.space == "schedule" or (cfg.space == "auto" and len(prunable_layers(model)) > AUTO_SCHEDULE_LAYERS)
+
+
+def expand_schedule(layers: Iterable[LayerBounds], start: float, end: float, curve: float) -> dict[str, float]:
+    """Every conv's ratio: start + (end - start) * depth^curve, clipped into its own bounds (so
+    the depth-aware policy still holds: the first conv stays conservative whatever `start` is)."""
+    return {
+        layer.name: min(max(start + (end - start) * layer.depth ** curve, layer.lo), layer.hi)
+        for layer in layers if layer.kind in CONV_KINDS
+    }
 
 
 def make_spec(cfg: SearchConfig, model) -> SpaceSpec:
     base_epochs, finetune_epochs = cfg.epochs
+    schedule = uses_schedule(cfg, model)
     ranges = tuple((name, getattr(cfg, name)) for name in
                    ("finetune_lr", *[s for m in cfg.methods for s in METHOD_SETTINGS.get(m, ())]))
     if "magnitude" in cfg.methods and "global" in cfg.magnitude_scope:
         ranges += (("global_sparsity", cfg.global_sparsity),)
+    if schedule:
+        ranges += tuple((name, getattr(cfg, name)) for name in SCHEDULE_SETTINGS)
+    # `space` is the resolved one ("auto" becomes what it chose), so each trial's params say it.
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
-                 ("seed", cfg.seed), ("augment", cfg.augment), ("latency_batch", cfg.latency_batch))
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg)), ranges, constants)
+                 ("seed", cfg.seed), ("augment", cfg.augment), ("latency_batch", cfg.latency_batch),
+                 ("space", "schedule" if schedule else "per-layer"))
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg)), ranges, constants, schedule)
 
 
 def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
@@ -78,6 +113,15 @@ def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
     return trial.suggest_float(name, lo, hi, log=name in LOG_SETTINGS)
 
 
+def _sample(trial: optuna.Trial, name: str, rng: Any, fixed: dict[str, Any]) -> Any:
+    """Suggest `name`; a value fixed by a one-point range is not an Optuna param, so it goes into
+    the returned constants instead (Ray merges them into the trial config)."""
+    value = _suggest(trial, name, rng)
+    if name not in trial.params:
+        fixed[name] = value
+    return value
+
+
 def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
     """Samples into `trial`; returns the constants (and unsampled fixed values) to merge."""
     ranges = dict(spec.ranges)
@@ -85,25 +129,26 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
     method = spec.methods[0] if len(spec.methods) == 1 else trial.suggest_categorical("method", list(spec.methods))
     if len(spec.methods) == 1:
         fixed["method"] = method
-    names = ["finetune_lr", *METHOD_SETTINGS.get(method, ())]
-    for name in names:
-        value = _suggest(trial, name, ranges[name])
-        if name not in trial.params:
-            fixed[name] = value
+    for name in ["finetune_lr", *METHOD_SETTINGS.get(method, ())]:
+        _sample(trial, name, ranges[name], fixed)
     if method == "magnitude" and trial.params.get("magnitude_scope", fixed.get("magnitude_scope")) == "global":
-        value = _suggest(trial, "global_sparsity", ranges["global_sparsity"])
-        if "global_sparsity" not in trial.params:
-            fixed["global_sparsity"] = value
+        _sample(trial, "global_sparsity", ranges["global_sparsity"], fixed)
         return fixed  # one global threshold: no per-layer ratios
     kinds = METHOD_LAYER_KINDS.get(method, ALL_KINDS)
-    for name, kind, lo, hi in spec.layers:
-        if kind not in kinds:
+    layers = [layer for layer in spec.layers if layer.kind in kinds]
+    scheduled: dict[str, float] = {}
+    if spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
+        start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
+        scheduled = expand_schedule(layers, start, end, curve)
+        fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
+    for layer in layers:
+        if layer.name in scheduled:
             continue
-        key = SPARSITY_PREFIX + name
-        if lo == hi:
-            fixed[key] = lo
+        key = SPARSITY_PREFIX + layer.name
+        if layer.lo == layer.hi:
+            fixed[key] = layer.lo
         else:
-            trial.suggest_float(key, lo, hi)
+            trial.suggest_float(key, layer.lo, layer.hi)
     return fixed
 
 

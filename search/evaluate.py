@@ -1,0 +1,72 @@
+"""`python -m search.evaluate --run-id RUN`: rebuild a trial's model from MLflow and re-evaluate it.
+
+On the trial's own splits the logged val_acc and test_acc must come back exactly (exit 1 if
+not: the stored model is not the measured one). With --test-dir it also reports accuracy on
+another image-folder test set with the same classes.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_image_folder,
+                              load_trial, open_store, trial_threads)
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m search.evaluate",
+        description="Rebuild a trial's pruned model from what MLflow stored (config, compressed weights, kept "
+        "channels) and re-evaluate it. On the trial's own validation/test splits the logged val_acc and "
+        "test_acc must be reproduced exactly (exit 1 otherwise); --test-dir adds another test set.",
+        epilog="Example: python -m search.evaluate --run-id 573e58a7... --test-dir my-digits/  "
+        "(find trial ids in the MLflow UI with: tags.pareto = 'true')")
+    parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
+    parser.add_argument("--test-dir", type=Path, default=None,
+                        help="extra test set: image-folder tree <class>/*.jpg|png, classes named like the trial's")
+    add_data_args(parser)
+    add_store_args(parser)
+    return parser
+
+
+def evaluate_trial(trial: Trial, test_dir: Path | None = None) -> dict[str, float]:
+    """Accuracies of the rebuilt model: val_acc, test_acc and, with test_dir, test_dir_acc."""
+    from trainables.loops import evaluate
+
+    with trial_threads(trial.parent):
+        out = {"val_acc": evaluate(trial.model, trial.data.val, trial.norm),
+               "test_acc": evaluate(trial.model, trial.data.test, trial.norm)}
+        if test_dir is not None:
+            out["test_dir_acc"] = evaluate(trial.model, load_image_folder(test_dir, trial.data), trial.norm)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        client, uri = open_store(args.tracking_uri, args.home)
+        trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
+        if args.test_dir is not None:
+            load_image_folder(args.test_dir, trial.data)  # bad folder: one line before any output
+        acc = evaluate_trial(trial, args.test_dir)
+    except ReproduceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logged = trial.run.data.metrics
+    tags = trial.run.data.tags
+    print(f"trial {args.run_id} ({tags.get('method')}, search {tags.get('search')}, pareto={tags.get('pareto')}): "
+          f"{sum(p.numel() for p in trial.model.parameters()):,} params")
+    print(f"stored model: {trial.artifact_bytes:,} bytes on disk, {trial.encoded_bytes:,} bytes of tensors "
+          f"(logged size_bytes {logged.get('size_bytes', float('nan')):,.0f}; the rest is torch.save overhead)")
+    exact = True
+    for key in ("val_acc", "test_acc"):
+        same = acc[key] == logged.get(key)
+        exact &= same
+        print(f"{key}: logged {logged.get(key)!r} reproduced {acc[key]!r} {'exact' if same else 'MISMATCH'}")
+    if args.test_dir is not None:
+        print(f"test_dir_acc: {acc['test_dir_acc']!r} on {args.test_dir}")
+    return 0 if exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Rebuild a trial's model and data from what MLflow stored; shared by evaluate, export, compare
+and ui (the one-line CLI errors live here too).
+
+A trial run holds its flat config (params), the compressed fine-tuned weights
+(`model/weights.pt`, trainables.compress.encode) and, for structural methods, the kept output
+channels (`model/kept_channels.json`). Its parent (the search) holds the data settings. So:
+data = the parent's split; architecture = build_model, minus the removed channels
+(pruners.surgery.rebuild); weights = compress.decode. Nothing is retrained.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from mlflow_config import artifacts, tracking
+from trainables.data import DATASETS, IMAGE_SUFFIXES, DataError, DatasetBundle, Split
+from trainables.loops import Normalizer
+
+DEFAULT_HOME = Path(".prune-search")  # SearchConfig's default, so the CLIs find the same store
+KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/kept_channels.json"
+WEIGHTS_PATH = f"{artifacts.WEIGHTS_DIR}/{artifacts.WEIGHTS_FILE}"
+
+
+class ReproduceError(Exception):
+    """Bad user input or an unusable run; the CLIs print it as one line and exit 2."""
+
+
+# ---- CLI helpers shared by search.evaluate / export / compare / ui ---------------------------
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; the project's CLIs print ONE line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ReproduceError(message)
+
+
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", type=Path, default=None,
+                        help=f"work folder of the search (MLflow DB, caches; default: {DEFAULT_HOME})")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (MLFLOW_TRACKING_URI wins; default: SQLite in --home)")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="dataset to rebuild the splits from (default: the search's)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where that dataset lives, if it moved since the search (default: the search's)")
+
+
+def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClient, str]:
+    uri = tracking.resolve_tracking_uri(tracking_uri, (home or DEFAULT_HOME).resolve())
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        # MLflow would silently create an empty database: say where we looked instead.
+        raise ReproduceError(f"--home/--tracking-uri: no MLflow store at {uri}; expected the --home of a "
+                             "finished search (python -m search.run) or its --tracking-uri")
+    try:
+        tracking.check_reachable(uri)
+    except tracking.TrackingError as exc:
+        raise ReproduceError(str(exc)) from None
+    return MlflowClient(uri), uri
+
+
+# ---- the trial -------------------------------------------------------------------------------
+
+@dataclass
+class Trial:
+    run: Run
+    parent: Run
+    model: nn.Module  # the pruned, fine-tuned model, in eval mode, on CPU
+    data: DatasetBundle
+    norm: Normalizer  # evaluation normalization (training split's mean/std, no augmentation)
+    artifact_bytes: int  # size of model/weights.pt on disk
+    encoded_bytes: int  # compress.size_bytes of its tensors: what the trial logged as size_bytes
+
+    @property
+    def example(self) -> torch.Tensor:
+        return self.norm(self.data.val.x[:1])
+
+
+def get_trial_runs(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, Run]:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ReproduceError(f"--run-id: {run_id!r} is not a run in {uri}; expected the id of a trial "
+                             "(child) run of a search") from None
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    if run.data.tags.get("role") == "search" or not parent_id:
+        raise ReproduceError(f"--run-id: {run_id!r} is not a trial run (it has no parent search); expected one "
+                             "of a search's child runs, e.g. filter tags.pareto = 'true'")
+    if run.info.status != "FINISHED":
+        raise ReproduceError(f"--run-id: trial {run_id!r} is {run.info.status}; expected a FINISHED trial")
+    return run, client.get_run(parent_id)
+
+
+def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None = None,
+               dataset: str | None = None, data_dir: Path | None = None) -> Trial:
+    from pruners.surgery import rebuild
+    from trainables import compress
+    from trainables.baseline import normalizer
+    from trainables.models import build_model
+
+    run, parent = get_trial_runs(client, run_id, uri)
+    data = load_search_data(parent, home, dataset, data_dir)
+    norm = normalizer(data, False)
+    model = build_model(run.data.params["model"], data.in_channels, data.num_classes, data.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = {a.path for a in client.list_artifacts(run_id, artifacts.WEIGHTS_DIR)}
+        if WEIGHTS_PATH not in stored:
+            raise ReproduceError(f"--run-id: trial {run_id!r} has no {WEIGHTS_PATH} artifact; it was recorded "
+                                 "before weights were stored and cannot be rebuilt")
+        path = artifacts.download(client, run_id, WEIGHTS_PATH, Path(tmp))
+        artifact_bytes = path.stat().st_size
+        encoded = torch.load(path, weights_only=True)  # never runs code from an artifact
+        if KEPT_FILE in stored:
+            kept = json.loads(artifacts.download(client, run_id, KEPT_FILE, Path(tmp)).read_text())
+            model = rebuild(model, kept, norm(data.val.x[:1]))
+    model.load_state_dict(compress.decode(encoded))
+    return Trial(run, parent, model.eval(), data, norm, artifact_bytes, compress.size_bytes(encoded))
+
+
+def load_search_data(parent: Run, home: Path | None, dataset: str | None, data_dir: Path | None) -> DatasetBundle:
+    from trainables.data import load_dataset
+
+    p = parent.data.params
+    recorded = None if p.get("data_dir") in (None, "None", "") else Path(p["data_dir"])
+    folder = data_dir or recorded
+    if folder is not None and not folder.is_dir():
+        origin = "--data-dir" if data_dir else f"--data-dir (the search used {recorded}, which is gone)"
+        raise ReproduceError(f"{origin}: {str(folder)!r} is not an existing folder; expected the dataset's folder")
+    # The search's own home caches decoded image folders; a relative one meant the search's cwd.
+    cache = home or Path(p.get("home", str(DEFAULT_HOME)))
+    try:
+        return load_dataset(dataset or p["dataset"], folder, cache.resolve(), int(p["seed"]),
+                            float(p["val_fraction"]), float(p["test_fraction"]), int(p["train_subset"]))
+    except DataError as exc:
+        raise ReproduceError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def trial_threads(parent: Run) -> Iterator[None]:
+    """Run with the trial's thread count, so reductions split the same way as when it was
+    measured; restored afterwards (torch threads are process-global)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(float(parent.data.params.get("cpus_per_trial", before)))))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_image_folder(root: Path, data: DatasetBundle) -> Split:
+    """An image-folder tree `<class>/*.png|jpg` with (a subset of) the trial's classes, decoded
+    to the trial's channels and size, labelled by class NAME so folder order does not matter."""
+    from PIL import Image
+
+    if not root.is_dir():
+        raise ReproduceError(f"--test-dir: {str(root)!r} is not an existing folder; expected <class>/*.jpg images")
+    files = sorted(p for p in root.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ReproduceError(f"--test-dir: no images in {root}; expected <class>/*.jpg or *.png")
+    unknown = sorted({p.parent.name for p in files} - set(data.classes))
+    if unknown:
+        raise ReproduceError(f"--test-dir: class folder(s) {unknown} are not classes of the trial; "
+                             f"expected folders named {data.classes}")
+    mode, size = ("L" if data.in_channels == 1 else "RGB"), data.image_size
+    xs = []
+    for p in files:
+        with Image.open(p) as img:
+            if img.size != (size, size):
+                raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
+            xs.append(torch.frombuffer(bytearray(img.convert(mode).tobytes()), dtype=torch.uint8))
+    x = torch.stack(xs).view(len(files), size, size, data.in_channels).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor([data.classes.index(p.parent.name) for p in files], dtype=torch.int64)
+    return Split(x, y)

@@ -1,0 +1,86 @@
+"""End to end: a real digits search through Ray Tune + Optuna + MLflow, checked against the
+MLflow contract other tools rely on (see README "What MLflow holds")."""
+from __future__ import annotations
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from mlflow_config import artifacts, tracking
+from tests.conftest import run_small_search
+
+pytestmark = pytest.mark.slow
+LAYERS = ("conv1", "conv2", "fc1", "fc2")
+METRICS = ("val_acc", "test_acc", "size_bytes", "nonzero_params", "flops", "params", "latency_ms", "cost_s")
+
+
+def children(search):
+    client = MlflowClient(search.tracking_uri)
+    return client, tracking.child_runs(client, search.experiment_id, search.parent_run_id)
+
+
+def test_search_leaves_one_parent_and_one_finished_child_per_trial(digits_search):
+    assert digits_search.exit_code == 0
+    client, runs = children(digits_search)
+    assert len(runs) == digits_search.budget
+    assert all(r.info.status == "FINISHED" for r in runs)
+    parents = client.search_runs([digits_search.experiment_id], filter_string="tags.role = 'search'")
+    assert [p.info.run_id for p in parents] == [digits_search.parent_run_id]
+
+
+def test_child_runs_meet_the_contract(digits_search):
+    client, runs = children(digits_search)
+    for r in runs:
+        method = r.data.params["method"]
+        assert r.data.tags["method"] == method
+        assert r.data.tags["pareto"] in ("true", "false")
+        for m in METRICS:
+            assert m in r.data.metrics, (method, m)
+        sampled = {k for k in r.data.params if k.startswith("sparsity.")}
+        if method == "fpgm":
+            assert sampled == {f"sparsity.{n}" for n in LAYERS if n != "fc2"}  # never the classifier
+        elif not (method == "magnitude" and r.data.params.get("magnitude_scope") == "global"):
+            assert sampled == {f"sparsity.{n}" for n in LAYERS}
+    assert any(r.data.tags["pareto"] == "true" for r in runs)
+
+
+def test_every_masks_artifact_loads_and_its_zeros_match_nonzero_params(digits_search):
+    client, runs = children(digits_search)
+    for r in runs:
+        masks = artifacts.load_tensors(client, r.info.run_id, f"{artifacts.MASKS_DIR}/{artifacts.MASKS_FILE}")
+        assert all(m.dtype == torch.bool for m in masks.values())
+        pruned = sum(int((~m).sum()) for m in masks.values())
+        m = r.data.metrics
+        assert m["params"] - m["nonzero_params"] == pruned, r.data.params["method"]
+
+
+def test_every_method_ran_and_the_parent_holds_the_front_and_baseline(digits_search):
+    client, runs = children(digits_search)
+    assert {r.data.params["method"] for r in runs} == {"magnitude", "taylor", "fpgm", "lottery", "hybrid"}
+    parent = client.get_run(digits_search.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    for k in ("baseline_val_acc", "baseline_test_acc", "baseline_size_bytes", "hypervolume", "front_size"):
+        assert k in parent.data.metrics
+    names = {a.path for a in client.list_artifacts(digits_search.parent_run_id)}
+    assert {"pareto.csv", "pareto.png", "pareto.html", "pareto.json", "hypervolume.png"} <= names
+    rows = artifacts.load_json(client, digits_search.parent_run_id, "pareto.json")
+    tagged = {r.info.run_id for r in runs if r.data.tags["pareto"] == "true"}
+    assert {row["run_id"] for row in rows} == tagged
+
+
+def test_structural_methods_are_smaller_and_hybrid_is_int8_sized(digits_search):
+    client, runs = children(digits_search)
+    parent = client.get_run(digits_search.parent_run_id).data.metrics
+    for r in runs:
+        m, method = r.data.metrics, r.data.params["method"]
+        if method == "fpgm":
+            assert m["params"] < parent["baseline_params"] and m["flops"] < parent["baseline_flops"]
+        if method == "hybrid":
+            assert m["size_bytes"] < 0.3 * parent["baseline_size_bytes"]
+
+
+def test_second_search_reuses_the_cached_baseline(digits_search, capsys):
+    again = run_small_search(digits_search.home, "digits-e2e-again", 2)
+    out = capsys.readouterr().out
+    assert again.exit_code == 0
+    assert "reusing cached dense model" in out and "training dense" not in out

@@ -1,0 +1,78 @@
+"""One real trial on digits: exact per-layer sparsity, honest counts; the baseline cache."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainables import compress
+from trainables.baseline import BaselineSpec, get_baseline
+from trainables.data import DataError
+from trainables.trial import run_trial
+from tests.trainables.helpers import small_digits
+
+SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augment=False, rewind_iters=(0, 5))
+CONSTANTS = {"model": "simplecnn", "finetune_epochs": 1, "batch_size": 64, "seed": 0, "augment": False,
+             "latency_batch": 1, "finetune_lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+
+
+def test_magnitude_trial_hits_each_requested_ratio_to_one_weight(baseline):
+    ratios = {"conv1": 0.13, "conv2": 0.61, "fc1": 0.947, "fc2": 0.33}
+    config = {**CONSTANTS, "method": "magnitude", "magnitude_scope": "layer",
+              **{f"sparsity.{k}": v for k, v in ratios.items()}}
+    out = run_trial(config, small_digits(), baseline)
+    dense = baseline.build("simplecnn", small_digits())
+    layers = dict(dense.named_modules())
+    for name, ratio in ratios.items():
+        n = layers[name].weight.numel()
+        assert int((~out.masks[f"{name}.weight"]).sum()) == round(ratio * n)
+    total_pruned = sum(int((~m).sum()) for m in out.masks.values())
+    assert out.metrics["params"] - out.metrics["nonzero_params"] == total_pruned
+    assert out.metrics["size_bytes"] == compress.size_bytes(out.encoded)
+    assert out.metrics["size_ratio"] < 0.3
+    for key in ("val_acc", "test_acc", "flops", "latency_ms", "cost_s"):
+        assert out.metrics[key] > 0
+
+
+def test_trial_is_reproducible_for_a_seed(baseline):
+    config = {**CONSTANTS, "method": "taylor", "taylor_batches": 2, "sparsity.conv1": 0.1, "sparsity.conv2": 0.5,
+              "sparsity.fc1": 0.9, "sparsity.fc2": 0.3}
+    a, b = run_trial(config, small_digits(), baseline), run_trial(config, small_digits(), baseline)
+    assert a.metrics["val_acc"] == b.metrics["val_acc"]
+    for k in a.encoded:
+        assert torch.equal(a.encoded[k], b.encoded[k])
+
+
+def test_second_request_reuses_the_cached_baseline_without_training(tmp_path, monkeypatch):
+    logs = []
+    first = get_baseline(SPEC, small_digits(), tmp_path, log=logs.append)
+    import trainables.baseline as mod
+
+    monkeypatch.setattr(mod, "train", lambda *a, **k: pytest.fail("retrained a cached baseline"))
+    second = get_baseline(SPEC, small_digits(), tmp_path, log=logs.append)
+    assert second.cached and not first.cached
+    assert any("reusing cached" in m for m in logs)
+    assert set(second.rewind_states) == {0, 5}
+    for k, v in first.state.items():
+        assert torch.equal(v, second.state[k])
+
+
+def test_corrupt_baseline_cache_is_one_clear_error(tmp_path):
+    path = tmp_path / "baselines" / f"{SPEC.key(small_digits())}.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="corrupt baseline cache .* delete it"):
+        get_baseline(SPEC, small_digits(), tmp_path, log=lambda m: None)
+
+
+def test_rewind_point_zero_is_the_initialization(baseline):
+    torch.manual_seed(SPEC.seed)
+    from trainables.models import build_model
+
+    init = build_model("simplecnn", 1, 10, 8).state_dict()
+    for k, v in init.items():
+        assert torch.equal(baseline.rewind_states[0][k], v), k
