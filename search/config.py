@@ -75,8 +75,8 @@ class SearchConfig:
     # Layer-wise space: one ratio per layer, or a compact depth schedule for deep models
     space: str = _f("auto", "per-layer (one ratio per layer), schedule (conv ratio = start + (end-start) * "
                     "depth^curve, per-layer for FC), or auto (schedule above 20 prunable layers)")
-    schedule_start: Range = _f((0.0, 0.3), "schedule space: conv sparsity at the first conv", search=True)
-    schedule_end: Range = _f((0.3, 0.9), "schedule space: conv sparsity at the last conv", search=True)
+    schedule_start: Range = _f((0.0, 0.2), "schedule space: conv sparsity at the first conv", search=True)
+    schedule_end: Range = _f((0.2, 0.7), "schedule space: conv sparsity at the last conv", search=True)
     schedule_curve: Range = _f((0.5, 3.0), "schedule space: exponent of the depth curve", search=True)
     # Training recipe (fixed within a search)
     baseline_epochs: float = _f(0, "dense baseline epochs (0 = per-dataset default: digits 30, cifar10 15)")
@@ -274,6 +274,20 @@ def validate(cfg: SearchConfig) -> None:
         raise bad("data-dir", str(cfg.data_dir), "an existing folder")
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or "'" in cfg.name):
         raise bad("name", cfg.name, "a non-empty name without '/' or quotes")
+
+
+def config_to_dict(cfg: SearchConfig) -> dict[str, Any]:
+    """JSON-safe form, for the search record a resume reads back."""
+    out = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else (str(v) if isinstance(v, Path) else v)
+    return out
+
+
+def config_from_dict(values: dict[str, Any]) -> SearchConfig:
+    annotations = {f.name: str(f.type) for f in fields(SearchConfig)}
+    return SearchConfig(**{k: _parse_value(k, annotations[k], v) for k, v in values.items() if k in annotations})
 
 
 def replace(cfg: SearchConfig, **changes: Any) -> SearchConfig:

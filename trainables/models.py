@@ -102,7 +102,8 @@ class VGG(nn.Module):
             layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]
             c_in = v
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Linear(c_in * side * side, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(c_in * side * side, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))

@@ -109,3 +109,14 @@ def test_rebuild_reproduces_the_state_dict_exactly():
     expected, got = result.model.state_dict(), rebuild(base, result.kept_channels, example()).state_dict()
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_hybrid_filter_step_records_every_coupled_layer_too():
+    base = make_model()
+    ctx = PruneContext(example_input=example())
+    result = get_pruner("hybrid")(base, ratios(base), {"hybrid_filter_ratio": 0.25}, ctx)
+    for stream in STREAMS:
+        assert all(result.kept_channels[n] == result.kept_channels[stream[0]] for n in stream)
+    rebuilt = rebuild(base, result.kept_channels, example())  # the structure, before weight masks
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in result.model.state_dict().items()}

@@ -37,7 +37,7 @@ def test_every_ratio_stays_inside_its_layer_bounds(space, sampler):
     spec = spec_for("resnet20", space)
     bounds = {layer.name: layer for layer in spec.layers}
     seen = set()
-    for config in sampled_configs(spec, sampler(seed=0), 60):
+    for config in sampled_configs(spec, sampler(seed=0), 30):
         ratios = {k[len(SPARSITY_PREFIX):]: v for k, v in config.items() if k.startswith(SPARSITY_PREFIX)}
         if config.get("magnitude_scope") == "global":
             assert not ratios and 0.2 <= config["global_sparsity"] <= 0.95
