@@ -80,10 +80,11 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
-def finish_run(client: MlflowClient, run_id: str, ok: bool, reason: str | None = None) -> None:
+def finish_run(client: MlflowClient, run_id: str, ok: bool, reason: str | None = None, killed: bool = False) -> None:
+    """FINISHED, or FAILED with a `failure_reason` tag; KILLED for an interrupted search."""
     if reason:
         set_tags(client, run_id, {"failure_reason": reason[:5000]})
-    client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+    client.set_terminated(run_id, status="FINISHED" if ok else ("KILLED" if killed else "FAILED"))
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:

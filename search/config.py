@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,7 @@ OBJECTIVES = ("size", "nonzero", "flops", "latency")
 OBJECTIVE_METRIC = {"size": "size_bytes", "nonzero": "nonzero_params", "flops": "flops", "latency": "latency_ms"}
 SAMPLERS = ("tpe", "nsga2", "random")
 SPACES = ("auto", "per-layer", "schedule")
+SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
 # Epoch defaults per dataset when --baseline-epochs / --finetune-epochs are left at 0.
 AUTO_EPOCHS = {"digits": (30, 3), "cifar10": (15, 2)}
 
@@ -119,7 +121,9 @@ class SearchConfig:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+            text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+            # Never log a database password: user:secret@host -> user:***@host.
+            out[f.name] = re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", text) if f.name in SECRET_FIELDS else text
         return out
 
 

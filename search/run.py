@@ -35,19 +35,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_search(cfg: SearchConfig, log=print) -> int:
-    import optuna
-
     from mlflow_config import tracking
-    from trainables.baseline import BaselineSpec, get_baseline
-    from trainables.data import load_dataset
+    from search.resume import load_record
 
     home = cfg.home.resolve()
+    if cfg.resume:
+        rec = load_record(home, Path(cfg.resume).name)  # a name, or its Ray storage path
+        tracking.check_reachable(rec.tracking_uri)
+        data, baseline = _prepare(rec.config, home, log)
+        return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
     name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
-    tracking_uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
-    tracking.check_reachable(tracking_uri)
-    optuna_url = f"sqlite:///{home / 'optuna.db'}"
-    if (home / "optuna.db").exists() and name in optuna.study.get_all_study_names(optuna_url):
-        raise ConfigError(f"--name: search {name!r} already exists in {home / 'optuna.db'}; choose another name")
+    tracking.check_reachable(tracking.resolve_tracking_uri(cfg.tracking_uri, home))
+    if _study_exists(cfg, home, name):
+        raise ConfigError(f"--name: search {name!r} already exists; choose another name, or --resume {name}")
+    data, baseline = _prepare(cfg, home, log)
+    return _run(cfg, home, data, baseline, log, name=name)
+
+
+def _optuna_url(cfg: SearchConfig, home: Path) -> str:
+    return cfg.optuna_storage or f"sqlite:///{home / 'optuna.db'}"
+
+
+def _study_exists(cfg: SearchConfig, home: Path, name: str) -> bool:
+    import optuna
+
+    if not cfg.optuna_storage and not (home / "optuna.db").exists():
+        return False  # don't create the database just to look
+    return name in optuna.study.get_all_study_names(_optuna_url(cfg, home))
+
+
+def _prepare(cfg: SearchConfig, home: Path, log):
+    from trainables.baseline import BaselineSpec, get_baseline
+    from trainables.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset)
@@ -56,8 +75,7 @@ def run_search(cfg: SearchConfig, log=print) -> int:
     base_epochs, _ = cfg.epochs
     spec = BaselineSpec(cfg.model, base_epochs, cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment,
                         tuple(sorted(set(cfg.lottery_rewind_iter) | {0})))
-    baseline = get_baseline(spec, data, home, log=log)
-    return _search(cfg, name, home, tracking_uri, optuna_url, data, baseline, log)
+    return data, get_baseline(spec, data, home, log=log)
 
 
 def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
@@ -74,7 +92,7 @@ def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
             "latency_ms": latency_ms(model, example, cfg.latency_batch)}
 
 
-def _start_ray(cfg: SearchConfig) -> bool:
+def _start_ray(address: str | None) -> bool:
     """Returns True when this call started Ray (and so must shut it down)."""
     import os
 
@@ -82,72 +100,128 @@ def _start_ray(cfg: SearchConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS")
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False)
+            # "local" starts a fresh instance: never silently join whatever cluster ran last here.
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"cannot reach Ray at {address or 'local'}: {exc}") from None
     return True
 
 
-def _search(cfg, name, home: Path, tracking_uri, optuna_url, data, baseline, log) -> int:
+def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = None, resume=None,
+         address: str | None = None) -> int:
     import ray
     from mlflow.tracking import MlflowClient
-    from optuna.storages import RDBStorage
-    from ray import tune
 
     from mlflow_config import tracking
-    from search import report
+    from search.resume import SearchRecord, reconcile, save_record
     from search.seeding import initial_points
-    from search.space import make_spec, space_fn
-    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
 
     dense = _dense_metrics(cfg, data, baseline)
-    started_ray = _start_ray(cfg)
+    started_ray = _start_ray(address or cfg.address)
     try:
-        client = MlflowClient(tracking_uri)
-        default_artifacts = None if "://" in tracking_uri and not tracking_uri.startswith("sqlite") else \
-            tracking.default_artifact_location(home)
-        exp_id = tracking.ensure_experiment(client, cfg.experiment_name, default_artifacts)
-        parent = tracking.start_run(client, exp_id, name, tags={"search": name, "role": "search"})
-        tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key})
-        tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
-        log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
-            f"in experiment {cfg.experiment_name!r}")
-
-        spec = make_spec(cfg, baseline.build(cfg.model, data))
-        metric = cfg.objective_metric
-        searcher = RecordingOptunaSearch(
-            space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
-            storage=RDBStorage(optuna_url), study_name=name, points_to_evaluate=initial_points(cfg) or None)
-        threads = max(1, int(cfg.cpus_per_trial))
-        run_ctx = RunContext(tracking_uri, exp_id, parent, name, threads, cfg.gpus_per_trial > 0)
-        trainable = tune.with_resources(
-            tune.with_parameters(trial_entry, data=data, baseline=baseline, run_ctx=run_ctx),
-            {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=cfg.budget, reuse_actors=True,
-                                        max_concurrent_trials=cfg.max_concurrent or None),
-            run_config=tune.RunConfig(name=name, storage_path=str(home / "ray"), verbose=0,
-                                      callbacks=[Progress(cfg.budget, metric, dense[metric], log)]))
+        if resume is None:
+            tracking_uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
+            client = MlflowClient(tracking_uri)
+            # Only a tracking server picks an artifact root itself; a store MLflow opens directly
+            # (sqlite, postgresql, mysql, a path) would default to ./mlruns in the driver's cwd.
+            local_store = not tracking_uri.startswith(("http://", "https://", "databricks"))
+            exp_id = tracking.ensure_experiment(client, cfg.experiment_name,
+                                                tracking.default_artifact_location(home) if local_store else None)
+            parent = tracking.start_run(client, exp_id, name, tags={"search": name, "role": "search"})
+            tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key})
+            tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
+            rec = SearchRecord(name, cfg, tracking_uri, exp_id, parent, _optuna_url(cfg, home))
+            save_record(home, rec)
+            done, points = 0, initial_points(cfg)
+            log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
+                f"in experiment {cfg.experiment_name!r}")
+        else:
+            rec = resume
+            client = MlflowClient(rec.tracking_uri)
+            done, points = reconcile(rec, client, log), []
+            client.update_run(rec.parent_run_id, status="RUNNING")
+            log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
         start = time.perf_counter()
-        tuner.fit()
-        wall = time.perf_counter() - start
-        rows = report.finalize(client, exp_id, parent, metric, dense,
-                               f"{cfg.model} on {cfg.dataset}: {name}", log)
-        tracking.log_metrics(client, parent, {"search_wall_s": wall})
-        tracking.finish_run(client, parent, ok=True)
+        if done < cfg.budget:
+            _tune(cfg, rec, home, data, baseline, dense, done, points, log)
+        return _finish(cfg, rec, client, dense, time.perf_counter() - start, log)
     finally:
         if started_ray:
             ray.shutdown()
-    log(f"\nsearch {name} done in {wall:.0f}s; {len(rows)} Pareto points.")
-    ui_uri = tracking_uri
-    log(f"Open the fronts in the MLflow UI:\n  mlflow ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000\n"
-        f"  then experiment {cfg.experiment_name!r}, run {name}; filter children with: tags.pareto = 'true'")
+
+
+def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
+    import os
+
+    from optuna.storages import RDBStorage
+    from ray import tune
+
+    from search.space import make_spec, space_fn
+    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
+
+    metric = cfg.objective_metric
+    spec = make_spec(cfg, baseline.build(cfg.model, data))
+    searcher = RecordingOptunaSearch(
+        space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
+        storage=RDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
+    run_ctx = RunContext(rec.tracking_uri, rec.experiment_id, rec.parent_run_id, rec.name,
+                         max(1, int(cfg.cpus_per_trial)), cfg.gpus_per_trial > 0)
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_entry, data=data, baseline=baseline, run_ctx=run_ctx),
+        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+    storage = cfg.storage_path or str(home / "ray")
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=cfg.budget - done, reuse_actors=True,
+                                    max_concurrent_trials=cfg.max_concurrent or None),
+        run_config=tune.RunConfig(
+            name=rec.name if done == 0 else f"{rec.name}-resume-{done}", storage_path=storage, verbose=0,
+            # Retries are for workers that died; a trial that raises reports its failure instead.
+            failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done)]))
+    # A failed trial reports no objective; without this Tune would abort the whole search.
+    saved = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING")
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    try:
+        tuner.fit()
+    finally:
+        if saved is None:
+            os.environ.pop("TUNE_DISABLE_STRICT_METRIC_CHECKING", None)
+        else:
+            os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = saved
+
+
+def _finish(cfg, rec, client, dense, wall: float, log) -> int:
+    import optuna
+
+    from mlflow_config import tracking
+    from search import report
+    from search.resume import mark_orphans_failed
+
+    study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    done = len(study.get_trials(deepcopy=False, states=states))
+    if done < cfg.budget:
+        tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"interrupted after {done} of {cfg.budget} trials",
+                            killed=True)
+        log(f"\nsearch {rec.name} interrupted: {done} of {cfg.budget} trials done. Resume it with:\n"
+            f"  python -m search.run --home {cfg.home} --resume {rec.name}")
+        return 130
+    mark_orphans_failed(client, tracking.child_runs(client, rec.experiment_id, rec.parent_run_id))
+    rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
+                           f"{cfg.model} on {cfg.dataset}: {rec.name}", log)
+    tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
+    tracking.finish_run(client, rec.parent_run_id, ok=True)
+    log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
+    where = (rec.tracking_uri if rec.tracking_uri.startswith(("http://", "https://")) else
+             f"mlflow ui --backend-store-uri {rec.tracking_uri} --host 127.0.0.1 --port 5000")
+    log(f"Open the fronts in the MLflow UI:\n  {where}\n  then experiment {cfg.experiment_name!r}, run {rec.name}; "
+        "filter children with: tags.pareto = 'true'")
     return 0
 
 

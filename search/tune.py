@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 import torch
 from mlflow.tracking import MlflowClient
+import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -38,16 +39,25 @@ class RunContext:
 
 
 def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> None:
-    """The Ray Tune function trainable. One MLflow child run per call."""
+    """The Ray Tune function trainable. One MLflow child run per Optuna trial.
+
+    A trial that raises (or diverges) is reported as a result carrying `failure_reason`, not
+    raised: Tune then does not retry it (retries are for dead workers), Optuna is told FAIL
+    and the MLflow run is FAILED with the reason."""
     torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
     device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
     client = MlflowClient(run_ctx.tracking_uri)
-    context = tune.get_context()
-    ray_trial_id = context.get_trial_id() or "local"
+    finished = _finished_run(client, run_ctx, config.get("optuna_trial"))
+    if finished is not None:  # a retry after the run had finished: report it, don't redo it
+        tune.report({**finished.data.metrics, "mlflow_run_id": finished.info.run_id})
+        return
+    ray_trial_id = tune.get_context().get_trial_id() or "local"
     method = str(config["method"])
     run_id = tracking.start_run(
-        client, run_ctx.experiment_id, name=f"{method}-{ray_trial_id}", parent_run_id=run_ctx.parent_run_id,
-        tags={"method": method, "search": run_ctx.search_name, "ray_trial_id": ray_trial_id, "pareto": "false"})
+        client, run_ctx.experiment_id, name=f"{method}-{config.get('optuna_trial', ray_trial_id)}",
+        parent_run_id=run_ctx.parent_run_id,
+        tags={"method": method, "search": run_ctx.search_name, "ray_trial_id": ray_trial_id, "pareto": "false",
+              "ray_node_id": ray.get_runtime_context().get_node_id()})
     tracking.log_params(client, run_id, config)
     try:
         outcome = run_trial(config, data, baseline, device=device)
@@ -57,17 +67,39 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
         artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)
         if outcome.kept_channels:
             artifacts.log_json(client, run_id, outcome.kept_channels, artifacts.WEIGHTS_DIR, "kept_channels.json")
-    except BaseException as exc:
-        tracking.finish_run(client, run_id, ok=False, reason=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any trial error is recorded, the search goes on
+        reason = f"{type(exc).__name__}: {exc}"
+        tracking.finish_run(client, run_id, ok=False, reason=reason)
+        tune.report({"failure_reason": reason[:1000], "mlflow_run_id": run_id})
+        return
+    except BaseException:
+        tracking.finish_run(client, run_id, ok=False, reason="interrupted")
         raise
     tracking.finish_run(client, run_id, ok=True)
     tune.report({**outcome.metrics, "mlflow_run_id": run_id})
+
+
+def _finished_run(client: MlflowClient, run_ctx: RunContext, optuna_trial):
+    if optuna_trial is None:
+        return None
+    runs = client.search_runs(
+        [run_ctx.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_ctx.parent_run_id}' and params.optuna_trial = '{optuna_trial}' "
+                      "and attributes.status = 'FINISHED'", max_results=1)
+    return runs[0] if runs else None
 
 
 class RecordingOptunaSearch(OptunaSearch):
     """OptunaSearch that links each Optuna trial to its Ray trial and MLflow run, and tells
     FAIL (not COMPLETE) for a result with a missing or non-finite objective: otherwise the
     Optuna trial stays RUNNING forever (Optuna rejects NaN, Ray only warns)."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if config is not None:
+            # Links the Ray trial and its MLflow run to this Optuna trial (resume reconciles on it).
+            config["optuna_trial"] = self._ot_trials[trial_id].number
+        return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         ot_trial = self._ot_trials.get(trial_id)
@@ -78,7 +110,8 @@ class RecordingOptunaSearch(OptunaSearch):
             metrics = self.metric if isinstance(self.metric, list) else [self.metric]
             values = [None if not result else result.get(m) for m in metrics]
             if result and any(v is None or not math.isfinite(float(v)) for v in values):
-                ot_trial.set_user_attr("failure_reason", f"objective missing or not finite: {values}")
+                reason = result.get("failure_reason") or f"objective missing or not finite: {values}"
+                ot_trial.set_user_attr("failure_reason", reason)
                 self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
                 self._completed_trials.add(trial_id)
                 return
@@ -101,16 +134,18 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
 class Progress(tune.Callback):
     """One line per finished trial: i of N, its numbers, and the front size so far."""
 
-    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print):
+    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print, done: int = 0):
         self.budget, self.metric, self.dense_cost, self.log = budget, objective_metric, dense_cost, log
         self.points: list[Point] = []
-        self.done = 0
+        self.done = done
         self.start = time.perf_counter()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
         self.done += 1
-        if OBJECTIVE_ACC in r and self.metric in r:
+        if "failure_reason" in r:
+            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {r['failure_reason'][:300]}")
+        elif OBJECTIVE_ACC in r and self.metric in r:
             self.points.append(Point(trial.trial_id, r[OBJECTIVE_ACC], r[self.metric] / self.dense_cost,
                                      str(trial.config.get("method"))))
             self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[OBJECTIVE_ACC]:.4f} "

@@ -31,6 +31,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
 
 @dataclass
 class DatasetBundle:
@@ -42,6 +45,11 @@ class DatasetBundle:
     mean: tuple[float, ...]  # per channel, of the training split, in [0, 1] units
     std: tuple[float, ...]
     fingerprint: str  # identifies the exact images and split, for the baseline cache key
+
+    def to(self, device) -> "DatasetBundle":
+        """The same data on `device`: a GPU trial moves it once, not once per batch."""
+        return DatasetBundle(self.name, self.train.to(device), self.val.to(device), self.test.to(device),
+                             self.classes, self.mean, self.std, self.fingerprint)
 
     @property
     def in_channels(self) -> int:

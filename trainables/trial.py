@@ -43,11 +43,13 @@ def layer_ratios(config: Mapping[str, object]) -> dict[str, float]:
 def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Baseline,
               device: str = "cpu", log=lambda msg: None) -> TrialOutcome:
     start = time.perf_counter()
+    if device != "cpu":
+        data = data.to(device)  # once per trial; batches are then sliced on the device
     seed = int(config["seed"])
     epochs, lr, bs = float(config["finetune_epochs"]), float(config["finetune_lr"]), int(config["batch_size"])
     norm_train, norm_eval = normalizer(data, bool(config["augment"])), normalizer(data, False)
     dense = baseline.build(str(config["model"]), data).to(device).eval()
-    example = norm_eval(data.val.x[:1]).to(device)
+    example = norm_eval(data.val.x[:1])
 
     def fine_tune(model, masks, teacher=None):
         train(model, data.train, norm_train, epochs=epochs, lr=lr, batch_size=bs, seed=seed, masks=masks,

@@ -1,0 +1,34 @@
+# prune-search: `make demo` runs a real offline search, `make test` runs every test.
+# Both install what they need into .venv first (pip: it takes torch from the local wheel cache
+# where there is one; uv/poetry would download several GB).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BUDGET ?= 50
+
+.PHONY: install demo test test-fast ui clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/python -m search.run --budget $(BUDGET) --dataset digits
+
+test: install
+	bash .ci/install-browser.sh
+	bash .ci/install-postgres.sh
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: install
+	$(BIN)/python -m search.ui
+
+clean:
+	rm -rf .prune-search test-artifacts

@@ -1,0 +1,97 @@
+"""Resuming an interrupted search to its budget, with no trial lost or counted twice.
+
+A search's record (config, MLflow parent run, Optuna study) is saved in `<home>/searches/` when
+it starts. On `--resume NAME` the driver reconciles Optuna with MLflow, the source of truth for
+finished trials, then runs only the remaining budget against the same study:
+
+- an Optuna trial left RUNNING whose MLflow child run FINISHED (the driver died between the
+  trial's end and Optuna's tell) is told COMPLETE with the values MLflow holds;
+- any other Optuna trial left RUNNING is told FAIL ("interrupted"), and its MLflow run, if still
+  RUNNING, is marked FAILED;
+so COMPLETE + FAIL counts every trial once, and a new trial is started only for what is left.
+The link between the two is the `optuna_trial` param every child run carries.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from mlflow_config import tracking
+from search.config import ConfigError, SearchConfig, config_from_dict, config_to_dict
+
+INTERRUPTED = "interrupted: the search stopped before this trial finished"
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    name: str
+    config: SearchConfig
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    optuna_url: str
+
+
+def record_path(home: Path, name: str) -> Path:
+    return home / "searches" / f"{name}.json"
+
+
+def save_record(home: Path, rec: SearchRecord) -> None:
+    path = record_path(home, rec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"name": rec.name, "config": config_to_dict(rec.config), "tracking_uri": rec.tracking_uri,
+            "experiment_id": rec.experiment_id, "parent_run_id": rec.parent_run_id, "optuna_url": rec.optuna_url}
+    path.write_text(json.dumps(blob, indent=2))
+
+
+def load_record(home: Path, name: str) -> SearchRecord:
+    path = record_path(home, name)
+    if not path.exists():
+        known = sorted(p.stem for p in (home / "searches").glob("*.json")) if (home / "searches").is_dir() else []
+        raise ConfigError(f"--resume: no search {name!r} in {home / 'searches'}; known: {', '.join(known) or 'none'}")
+    try:
+        blob = json.loads(path.read_text())
+        cfg = config_from_dict(blob["config"])
+        return SearchRecord(blob["name"], cfg, blob["tracking_uri"], blob["experiment_id"], blob["parent_run_id"],
+                            blob["optuna_url"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--resume: search record {path} is corrupt ({exc}); it cannot be resumed") from None
+
+
+def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
+    """Settles trials left RUNNING; returns how many trials are already done (COMPLETE + FAIL)."""
+    study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
+    runs = tracking.child_runs(client, rec.experiment_id, rec.parent_run_id)
+    by_trial = {}
+    for r in runs:
+        number = r.data.params.get("optuna_trial")
+        if number is not None and (r.info.status == "FINISHED" or number not in by_trial):
+            by_trial[number] = r
+    metric = rec.config.objective_metric
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        run = by_trial.get(str(t.number))
+        values = None if run is None or run.info.status != "FINISHED" else \
+            [run.data.metrics.get("val_acc"), run.data.metrics.get(metric)]
+        if values and all(v is not None and math.isfinite(v) for v in values):
+            study._storage.set_trial_user_attr(t._trial_id, "mlflow_run_id", run.info.run_id)
+            study.tell(t.number, values)
+            log(f"resume: trial {t.number} had finished in MLflow; told Optuna COMPLETE")
+        else:
+            study._storage.set_trial_user_attr(t._trial_id, "failure_reason", INTERRUPTED)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            log(f"resume: trial {t.number} was interrupted; marked failed")
+    mark_orphans_failed(client, runs)
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+    return len(done)
+
+
+def mark_orphans_failed(client: MlflowClient, runs) -> None:
+    """Child runs still RUNNING when no trial runs (a killed worker or driver) are FAILED."""
+    for r in runs:
+        if r.info.status == "RUNNING":
+            tracking.finish_run(client, r.info.run_id, ok=False, reason=INTERRUPTED)

@@ -1,0 +1,129 @@
+"""Faults: failing trials are recorded and the search goes on; a SIGKILLed driver resumes to
+its budget with nothing lost or counted twice; a killed worker's trial is retried."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlflow_config import tracking
+from tests.conftest import SMALL_SEARCH_ARGS, run_small_search
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+# Slow enough trials (about 3-6 s each) that a kill lands mid-search.
+SLOW_TRIALS = ("--methods", "magnitude,taylor", "--finetune-epochs", "12", "--max-concurrent", "1")
+
+
+def study_counts(home: Path, name: str) -> dict[str, int]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{home / 'optuna.db'}")
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def child_runs(home: Path, name: str):
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, filter_string=f"tags.search = '{name}' and tags.role != 'search'")
+
+
+def start_search(home: Path, name: str, budget: int, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "search.run", "--budget", str(budget), *SMALL_SEARCH_ARGS, "--home", str(home),
+            "--name", name, *extra]
+    # Own process group, so the kill takes the driver and the Ray processes it started, like a crash.
+    return subprocess.Popen(args, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def wait_until(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def finished_children(home: Path, name: str) -> int:
+    if not (home / "mlflow.db").exists():
+        return 0
+    try:
+        return sum(r.info.status == "FINISHED" for r in child_runs(home, name))
+    except Exception:  # noqa: BLE001 - the database may be mid-creation
+        return 0
+
+
+def test_failing_trials_are_recorded_with_their_reason_and_the_search_goes_on(ray_session, tmp_path):
+    result = run_small_search(tmp_path, "diverge", 2, "--methods", "magnitude", "--finetune-lr", "1e6")
+    assert result.exit_code == 0
+    assert study_counts(tmp_path, "diverge") == {"FAIL": 2}
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert all("loss became" in t.user_attrs["failure_reason"] for t in study.trials)
+    runs = child_runs(tmp_path, "diverge")
+    assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)
+    assert all("DivergedError" in r.data.tags["failure_reason"] for r in runs)
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_failed"] == 2
+
+
+def test_sigkilled_driver_resumes_to_budget_without_loss_or_duplicates(tmp_path):
+    budget, name = 6, "killed"
+    proc = start_search(tmp_path, name, budget, *SLOW_TRIALS)
+    try:
+        wait_until(lambda: finished_children(tmp_path, name) >= 2, 240, "two finished trials")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = study_counts(tmp_path, name)
+    assert before.get("COMPLETE", 0) + before.get("FAIL", 0) < budget
+
+    resumed = subprocess.run([sys.executable, "-m", "search.run", "--home", str(tmp_path), "--resume", name],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = study_counts(tmp_path, name)
+    assert after.get("COMPLETE", 0) + after.get("FAIL", 0) == budget
+    assert after.get("RUNNING", 0) == 0
+    finished = [r for r in child_runs(tmp_path, name) if r.info.status == "FINISHED"]
+    trial_numbers = [r.data.params["optuna_trial"] for r in finished]
+    assert len(trial_numbers) == len(set(trial_numbers)) == after.get("COMPLETE", 0)  # one run per completed trial
+    assert all(r.info.status != "RUNNING" for r in child_runs(tmp_path, name))
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_the_search_completes(tmp_path):
+    budget, name = 3, "worker-killed"
+    proc = start_search(tmp_path, name, budget, *SLOW_TRIALS)
+    killed = None
+    try:
+        def running_trial_worker():
+            nonlocal killed
+            for p in psutil.process_iter(["cmdline", "pid"]):
+                cmd = " ".join(p.info["cmdline"] or [])
+                # Ray retitles a trial's worker "ray::ImplicitFunc.train" while it runs a trial.
+                if "ImplicitFunc.train" in cmd and proc.pid in {a.pid for a in p.parents()}:
+                    killed = p.info["pid"]
+                    os.kill(killed, signal.SIGKILL)
+                    return True
+            return False
+
+        wait_until(lambda: finished_children(tmp_path, name) >= 1, 240, "a first finished trial")
+        wait_until(running_trial_worker, 120, "a worker running a trial")
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed is not None
+    assert proc.returncode == 0, out[-3000:]
+    counts = study_counts(tmp_path, name)
+    assert counts.get("COMPLETE", 0) == budget, counts
+    finished = [r for r in child_runs(tmp_path, name) if r.info.status == "FINISHED"]
+    assert len(finished) == budget
