@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_image_folder,
-                              load_trial, open_store, trial_threads)
+                              load_trial, open_store, quiet_progress_bars, trial_threads)
 
 
 def build_parser() -> OneLineParser:
@@ -42,6 +42,7 @@ def evaluate_trial(trial: Trial, test_dir: Path | None = None) -> dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_progress_bars()
     try:
         args = build_parser().parse_args(argv)
         client, uri = open_store(args.tracking_uri, args.home)

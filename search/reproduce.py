@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,11 @@ class OneLineParser(argparse.ArgumentParser):
         raise ReproduceError(message)
 
 
+def quiet_progress_bars() -> None:
+    """CLI mains only: MLflow's download progress bars would bury the one result line."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def add_store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", type=Path, default=None,
                         help=f"work folder of the search (MLflow DB, caches; default: {DEFAULT_HOME})")
@@ -60,6 +66,12 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClient, str]:
+    uri = store_uri(tracking_uri, home)
+    return MlflowClient(uri), uri
+
+
+def store_uri(tracking_uri: str | None, home: Path | None) -> str:
+    """The searches' tracking URI, checked to exist (without opening it: that takes seconds)."""
     uri = tracking.resolve_tracking_uri(tracking_uri, (home or DEFAULT_HOME).resolve())
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         # MLflow would silently create an empty database: say where we looked instead.
@@ -69,7 +81,7 @@ def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClien
         tracking.check_reachable(uri)
     except tracking.TrackingError as exc:
         raise ReproduceError(str(exc)) from None
-    return MlflowClient(uri), uri
+    return uri
 
 
 # ---- the trial -------------------------------------------------------------------------------
@@ -83,6 +95,7 @@ class Trial:
     norm: Normalizer  # evaluation normalization (training split's mean/std, no augmentation)
     artifact_bytes: int  # size of model/weights.pt on disk
     encoded_bytes: int  # compress.size_bytes of its tensors: what the trial logged as size_bytes
+    stored_tensors: int  # torch.save adds a zip entry and a pickle record per tensor
 
     @property
     def example(self) -> torch.Tensor:
@@ -126,8 +139,13 @@ def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None
         if KEPT_FILE in stored:
             kept = json.loads(artifacts.download(client, run_id, KEPT_FILE, Path(tmp)).read_text())
             model = rebuild(model, kept, norm(data.val.x[:1]))
-    model.load_state_dict(compress.decode(encoded))
-    return Trial(run, parent, model.eval(), data, norm, artifact_bytes, compress.size_bytes(encoded))
+    try:
+        model.load_state_dict(compress.decode(encoded))
+    except RuntimeError:  # shapes differ: the data given does not match the trial's model
+        raise ReproduceError(f"--dataset/--data-dir: {data.name} images ({data.in_channels}x{data.image_size}x"
+                             f"{data.image_size}, {data.num_classes} classes) do not fit trial {run_id!r}'s "
+                             f"model; expected the search's dataset, {parent.data.params['dataset']}") from None
+    return Trial(run, parent, model.eval(), data, norm, artifact_bytes, compress.size_bytes(encoded), len(encoded))
 
 
 def load_search_data(parent: Run, home: Path | None, dataset: str | None, data_dir: Path | None) -> DatasetBundle:

@@ -22,7 +22,7 @@ CASES = {
 @pytest.fixture
 def guarded(monkeypatch, tmp_path):
     """Fails the test if Ray would start; returns a home folder that must stay empty."""
-    monkeypatch.setattr(run_module, "_start_ray", lambda cfg: pytest.fail("Ray started on bad input"))
+    monkeypatch.setattr(run_module, "_start_ray", lambda address: pytest.fail("Ray started on bad input"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path / "home"
 

@@ -26,7 +26,8 @@ def test_trials_spread_over_two_nodes_and_all_are_recorded(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     exps = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(exps, filter_string="tags.search = 'cluster' and tags.role != 'search'")
+    runs = [r for r in client.search_runs(exps, filter_string="tags.search = 'cluster'")
+            if r.data.tags.get("role") != "search"]  # children carry no role tag
     assert len(runs) == budget and all(r.info.status == "FINISHED" for r in runs)
     nodes = {r.data.tags["ray_node_id"] for r in runs}
     assert len(nodes) >= 2, nodes

@@ -34,7 +34,8 @@ def study_counts(home: Path, name: str) -> dict[str, int]:
 def child_runs(home: Path, name: str):
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     exps = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(exps, filter_string=f"tags.search = '{name}' and tags.role != 'search'")
+    runs = client.search_runs(exps, filter_string=f"tags.search = '{name}'")
+    return [r for r in runs if r.data.tags.get("role") != "search"]  # children carry no role tag
 
 
 def start_search(home: Path, name: str, budget: int, *extra: str) -> subprocess.Popen:

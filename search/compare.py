@@ -1,0 +1,149 @@
+"""`python -m search.compare SEARCH [SEARCH ...] [--size-budget 0.1]`: overlay several searches'
+Pareto fronts and compare them.
+
+Each search is a parent run (tags role=search); its trials are its child runs. Costs are
+normalized by each search's own dense baseline (`baseline_<metric>` on the parent), so searches
+share one scale. The overlay (PNG + HTML), a CSV/JSON table and one metric per search go to a
+new MLflow run tagged role=compare in the first search's experiment.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from search.reproduce import OneLineParser, ReproduceError, add_store_args, open_store
+
+COLUMNS = ("search", "trials", "front_points", "hypervolume", "best_val_acc", "best_size_ratio", "best_run_id",
+           "parent_run_id")
+
+
+@dataclass
+class Compared:
+    name: str
+    parent: Run
+    points: list  # search.pareto.Point, method = the search's name (one overlay series per search)
+    row: dict
+
+
+def build_parser() -> OneLineParser:
+    from search.config import OBJECTIVES
+
+    parser = OneLineParser(
+        prog="python -m search.compare",
+        description="Overlay the Pareto fronts of several searches in one plot (PNG + interactive HTML), log it as "
+        "an MLflow run (tag role=compare) in the first search's experiment, and print per search: "
+        "hypervolume, number of front points, and the best val_acc among trials with size_ratio <= "
+        "--size-budget.",
+        epilog="Example: python -m search.compare digits-tpe digits-nsga2 --size-budget 0.1")
+    parser.add_argument("searches", nargs="+", metavar="SEARCH", help="search name (--name of search.run) or "
+                        "its parent run id")
+    parser.add_argument("--size-budget", type=float, default=0.1,
+                        help="size_ratio limit for the 'best val_acc' column (default: 0.1 = 10%% of dense)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default=None,
+                        help="cost axis of the fronts (default: the first search's objective)")
+    add_store_args(parser)
+    return parser
+
+
+def find_search(client: MlflowClient, ref: str, uri: str) -> Run:
+    exps = [e.experiment_id for e in client.search_experiments()]
+    quoted = ref.replace("'", "")  # a name never contains quotes (search.config forbids them)
+    runs = client.search_runs(exps, f"tags.role = 'search' and tags.search = '{quoted}'") if exps else []
+    if not runs and re.fullmatch(r"[0-9a-f]{32}", ref):
+        try:
+            runs = [r for r in [client.get_run(ref)] if r.data.tags.get("role") == "search"]
+        except MlflowException:
+            runs = []
+    if len(runs) != 1:
+        known = sorted({r.data.tags.get("search", "?") for r in client.search_runs(exps, "tags.role = 'search'")}) \
+            if exps else []
+        raise ReproduceError(f"search {ref!r} not found in {uri}; expected a search name or parent run id "
+                             f"(known: {', '.join(known[:20]) or 'none'})")
+    return runs[0]
+
+
+def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: float) -> Compared:
+    from mlflow_config.tracking import child_runs
+    from search.pareto import Point, front, hypervolume
+    from search.report import collect_points
+
+    name = parent.data.tags["search"]
+    children = child_runs(client, parent.info.experiment_id, parent.info.run_id)
+    pts = collect_points(children, metric, parent.data.metrics[f"baseline_{metric}"])
+    pts = [Point(p.key, p.acc, p.cost, name) for p in pts]
+    fits = [r for r in children if r.info.status == "FINISHED" and r.data.metrics.get("size_ratio", 2) <= size_budget]
+    best = max(fits, key=lambda r: r.data.metrics.get("val_acc", -1), default=None)
+    row = {"search": name, "trials": len(pts), "front_points": len(front(pts)), "hypervolume": hypervolume(pts),
+           "best_val_acc": best.data.metrics.get("val_acc") if best else "-",
+           "best_size_ratio": best.data.metrics.get("size_ratio") if best else "-",
+           "best_run_id": best.info.run_id if best else "-", "parent_run_id": parent.info.run_id}
+    return Compared(name, parent, pts, row)
+
+
+def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str, size_budget: float) -> str:
+    from mlflow_config import artifacts, tracking
+    from search.pareto import format_table, write_csv
+    from search.plots import plot_fronts_html, plot_fronts_png
+
+    names = [c.name for c in compared]
+    exp_id = compared[0].parent.info.experiment_id
+    run_id = tracking.start_run(client, exp_id, f"compare: {' vs '.join(names)}"[:250],
+                                tags={"role": "compare", "searches": ",".join(names)})
+    tracking.log_params(client, run_id, {"searches": ",".join(names), "objective_metric": metric,
+                                         "size_budget": size_budget,
+                                         "parent_run_ids": ",".join(c.parent.info.run_id for c in compared)})
+    for c in compared:  # metric names allow only [\w./ -]: a search name may hold other characters
+        key = re.sub(r"[^\w./ -]", "_", c.name)
+        tracking.log_metrics(client, run_id, {f"hypervolume.{key}": c.row["hypervolume"],
+                                              f"front_points.{key}": c.row["front_points"]})
+        if c.row["best_val_acc"] != "-":
+            tracking.log_metrics(client, run_id, {f"best_val_acc.{key}": c.row["best_val_acc"]})
+    points = [p for c in compared for p in c.points]
+    title, label = f"Pareto fronts: {' vs '.join(names)}", f"{metric} / dense {metric}"
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        rows = [c.row for c in compared]
+        write_csv(rows, d / "compare.csv")
+        (d / "compare.txt").write_text(format_table(rows, COLUMNS) + "\n")
+        plot_fronts_png(points, d / "compare.png", title, label)
+        plot_fronts_html(points, d / "compare.html", title, label)
+        for f in ("compare.csv", "compare.txt", "compare.png", "compare.html"):
+            client.log_artifact(run_id, str(d / f))
+    artifacts.log_json(client, run_id, [c.row for c in compared], None, "compare.json")
+    tracking.finish_run(client, run_id, ok=True)
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    from search.config import OBJECTIVE_METRIC
+    from search.pareto import format_table
+
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.size_budget > 0:
+            raise ReproduceError(f"--size-budget: {args.size_budget!r} is not accepted; expected a size_ratio > 0")
+        client, uri = open_store(args.tracking_uri, args.home)
+        parents = [find_search(client, ref, uri) for ref in args.searches]
+    except ReproduceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    objective = args.objective or parents[0].data.params.get("objective", "size")
+    metric = OBJECTIVE_METRIC[objective]
+    compared = [compare_one(client, p, metric, args.size_budget) for p in parents]
+    run_id = log_compare_run(client, compared, metric, args.size_budget)
+    print(f"Fronts on {metric} / dense {metric}; best val_acc among trials with size_ratio <= {args.size_budget:g}:")
+    print(format_table([c.row for c in compared], COLUMNS))
+    print(f"\nOverlay logged as MLflow run {run_id} (tag role=compare) in experiment "
+          f"{compared[0].parent.info.experiment_id}: compare.png, compare.html, compare.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

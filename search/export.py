@@ -1,0 +1,119 @@
+"""`python -m search.export --run-id RUN --format state_dict|torchscript|onnx --out PATH`.
+
+Writes a trial's pruned model as rebuilt from MLflow (physically smaller for the structural
+methods fpgm and hybrid; masked methods keep dense shapes with zeros), then loads the written
+file back and checks it gives the rebuilt model's outputs on validation images (exit 1 if not).
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_trial,
+                              open_store, quiet_progress_bars)
+
+FORMATS = ("state_dict", "torchscript", "onnx")
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # export (onnx, onnxscript) and the check (onnxruntime)
+TOLERANCE = 1e-4  # max |output difference|; other runtimes may reorder float sums slightly
+CHECK_IMAGES = 256
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m search.export",
+        description="Export a trial's pruned model (rebuilt from MLflow) and verify that the written file loads "
+        "and reproduces the model's outputs (max abs diff printed; exit 1 above "
+        f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: search.reproduce.load_trial "
+        "rebuilds it); torchscript: traced, loads with torch.jit.load alone; onnx: needs "
+        f"{', '.join(ONNX_PACKAGES)}.",
+        epilog="Example: python -m search.export --run-id 573e58a7... --format onnx --out pruned.onnx")
+    parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="file format to write")
+    parser.add_argument("--out", required=True, type=Path, help="file to write (its folder is created)")
+    add_data_args(parser)
+    add_store_args(parser)
+    return parser
+
+
+def check_format_available(fmt: str) -> None:
+    missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None] if fmt == "onnx" else []
+    if missing:
+        raise ReproduceError(f"--format onnx needs the Python package(s) {', '.join(missing)}, which are not "
+                             f"installed; pip install {' '.join(ONNX_PACKAGES)}, or use state_dict|torchscript")
+
+
+def write(model: torch.nn.Module, fmt: str, example: torch.Tensor, out: Path) -> None:
+    if fmt == "state_dict":
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out)
+    elif fmt == "torchscript":
+        with warnings.catch_warnings():  # torch.jit is deprecated, yet it is what TorchScript means
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(torch.jit.trace(model, example), str(out))
+    else:
+        batch = torch.export.Dim("batch")
+        torch.onnx.export(model, (example,), str(out), input_names=["input"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+
+
+@torch.inference_mode()
+def load_and_run(fmt: str, out: Path, like: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Outputs of the written file, loaded the way a user would load it. A state_dict needs its
+    architecture: `like`'s (every tensor is then replaced from the file)."""
+    if fmt == "state_dict":
+        model = copy.deepcopy(like)
+        model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+        return model.eval()(x)
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(out))(x)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+
+def export_trial(trial: Trial, fmt: str, out: Path) -> float:
+    """Writes the model and returns the max abs output difference of the file vs the model."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(trial.model, fmt, trial.example, out)
+    x = trial.norm(trial.data.val.x[:CHECK_IMAGES])
+    with torch.inference_mode():
+        expected = trial.model(x)
+    return float((load_and_run(fmt, out, trial.model, x) - expected).abs().max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainables.models import build_model
+
+    quiet_progress_bars()
+    try:
+        args = build_parser().parse_args(argv)
+        check_format_available(args.format)
+        if args.out.is_dir():
+            raise ReproduceError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
+        client, uri = open_store(args.tracking_uri, args.home)
+        trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
+    except ReproduceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    diff = export_trial(trial, args.format, args.out)
+    d = trial.data
+    dense = sum(p.numel() for p in build_model(trial.run.data.params["model"], d.in_channels, d.num_classes,
+                                                 d.image_size).parameters())
+    params = sum(p.numel() for p in trial.model.parameters())
+    ok = diff <= TOLERANCE
+    print(f"wrote {args.out} ({args.format}, {args.out.stat().st_size:,} bytes): {trial.run.data.tags.get('method')} "
+          f"trial {args.run_id}, {params:,} params (dense {dense:,})")
+    print(f"reloaded and compared on {min(CHECK_IMAGES, len(d.val))} validation images: max abs diff {diff:.3g} "
+          f"(tolerance {TOLERANCE:g}) {'OK' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`python -m search.ui [--home H] [--port P] [--host 127.0.0.1]`: the MLflow UI for the searches' store.
+
+Runs `mlflow server` on the search's own SQLite store and artifact folder. Binds to 127.0.0.1
+unless --host says otherwise: the server has no authentication. The command is an argument
+list, never a shell string, so no path or host can inject shell syntax.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+from search.reproduce import DEFAULT_HOME, OneLineParser, ReproduceError, add_store_args, store_uri
+
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m search.ui",
+        description="Start the MLflow UI (mlflow server) on the searches' store and print its address. "
+        "Open the experiment, then a search's run for pareto.png / pareto.html; filter trials with "
+        "tags.pareto = 'true'. Ctrl-C stops it.",
+        epilog="Example: python -m search.ui --home .prune-search --port 5000")
+    add_store_args(parser)
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on, 1-65535 (default: 5000)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, this machine only; 0.0.0.0 exposes the "
+                        "unauthenticated UI to the network)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    return parser
+
+
+def check_host_port(host: str, port: int) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOSTNAME.fullmatch(host):
+            raise ReproduceError(f"--host: {host!r} is not accepted; expected an IP address or host name, "
+                                 "e.g. 127.0.0.1") from None
+    if not 1 <= port <= 65535:
+        raise ReproduceError(f"--port: {port} is not accepted; expected a port number 1-65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ReproduceError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); expected a free port "
+                                 "on an address of this machine") from None
+
+
+def server_command(tracking_uri: str, home: Path, host: str, port: int, workers: int) -> list[str]:
+    # Artifacts of new experiments go beside the search's own (existing ones keep their location).
+    artifact_root = (home / "mlartifacts").resolve().as_uri()
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--default-artifact-root", artifact_root, "--host", host, "--port", str(port),
+            "--workers", str(workers)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.workers < 1:
+            raise ReproduceError(f"--workers: {args.workers} is not accepted; expected a positive integer")
+        check_host_port(args.host, args.port)
+        uri = store_uri(args.tracking_uri, args.home)
+        if uri.startswith(("http://", "https://")):
+            raise ReproduceError(f"--tracking-uri: {uri} is already an MLflow server; open it in a browser")
+    except ReproduceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cmd = server_command(uri, args.home or DEFAULT_HOME, args.host, args.port, args.workers)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"MLflow UI for {uri}\n  http://{shown}:{args.port}  (ready in ~10 s; Ctrl-C stops it)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: anyone who can reach it can read and change the runs",
+              file=sys.stderr, flush=True)
+    # Become the server (same PID): Ctrl-C and SIGTERM reach it directly, nothing is orphaned.
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

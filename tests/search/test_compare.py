@@ -1,0 +1,100 @@
+"""search.compare: two real searches in one store are overlaid, logged as a role=compare run, and
+their table rows agree with what each search recorded itself."""
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlflow_config import tracking
+from search import compare
+from tests.conftest import run_small_search
+
+BUDGET, SIZE_BUDGET = 4, 0.5
+
+
+@pytest.fixture(scope="module")
+def two_searches(tmp_path_factory, ray_session):
+    """Their own store, so that digits_search's experiment keeps exactly one search. The second
+    search differs in sampler AND methods: with budget 4 both samplers would start alike."""
+    home = tmp_path_factory.mktemp("compare-home")
+    first = run_small_search(home, "cmp-tpe", BUDGET)
+    second = run_small_search(home, "cmp-random", BUDGET, "--sampler", "random", "--methods", "fpgm,hybrid")
+    assert first.exit_code == second.exit_code == 0
+    return first, second
+
+
+def table_rows(out: str) -> dict[str, dict[str, str]]:
+    lines = out.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["search"])
+    assert lines[header].split() == list(compare.COLUMNS)
+    rows = {}
+    for ln in lines[header + 1:]:
+        if not ln.strip():
+            break
+        rows[ln.split()[0]] = dict(zip(compare.COLUMNS, ln.split()))
+    return rows
+
+
+def best_within_budget(client: MlflowClient, search) -> tuple[float, str]:
+    runs = [r for r in tracking.child_runs(client, search.experiment_id, search.parent_run_id)
+            if r.data.metrics["size_ratio"] <= SIZE_BUDGET]
+    best = max(runs, key=lambda r: r.data.metrics["val_acc"])
+    return best.data.metrics["val_acc"], best.info.run_id
+
+
+@pytest.mark.slow
+def test_compare_overlays_both_fronts_and_logs_a_compare_run(two_searches, capsys):
+    first, second = two_searches
+    # One by name, one by parent run id: both ways of naming a search.
+    code = compare.main([first.name, second.parent_run_id, "--size-budget", str(SIZE_BUDGET),
+                         "--home", str(first.home), "--tracking-uri", first.tracking_uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = table_rows(out)
+    assert set(rows) == {first.name, second.name}
+
+    client = MlflowClient(first.tracking_uri)
+    for search in (first, second):
+        row, parent = rows[search.name], client.get_run(search.parent_run_id).data.metrics
+        assert row["parent_run_id"] == search.parent_run_id
+        assert int(row["trials"]) == BUDGET
+        assert int(row["front_points"]) == parent["front_size"]
+        assert float(row["hypervolume"]) == pytest.approx(parent["hypervolume"], rel=1e-3)  # printed %.4g
+        acc, run_id = best_within_budget(client, search)
+        assert row["best_run_id"] == run_id and float(row["best_val_acc"]) == pytest.approx(acc, abs=1e-4)
+
+    runs = client.search_runs([first.experiment_id], "tags.role = 'compare'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["searches"] == f"{first.name},{second.name}"
+    assert run.info.run_id in out
+    for search in (first, second):
+        logged = client.get_run(search.parent_run_id).data.metrics["hypervolume"]
+        assert run.data.metrics[f"hypervolume.{search.name}"] == pytest.approx(logged, rel=1e-12)
+    names = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id)}
+    assert {"compare.png", "compare.html", "compare.csv", "compare.json"} <= set(names)
+    assert names["compare.png"] > 10_000 and names["compare.html"] > 100_000  # a real plot; plotly.js embedded
+
+
+@pytest.mark.slow
+def test_unknown_search_is_one_line_listing_the_known_ones(two_searches, capsys):
+    first, _ = two_searches
+    code = compare.main([first.name, "no-such-search", "--home", str(first.home), "--tracking-uri", first.tracking_uri])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: search 'no-such-search' not found") and "cmp-random, cmp-tpe" in err[0]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], "required: SEARCH"),
+    (["a", "--size-budget", "0"], "--size-budget: 0.0 is not accepted"),
+    (["a", "--size-budget", "lots"], "--size-budget: invalid float value: 'lots'"),
+    (["a", "--objective", "speed"], "--objective: invalid choice: 'speed'"),
+    (["a"], "no MLflow store at sqlite:///"),
+])
+def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = compare.main([*argv, "--home", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err

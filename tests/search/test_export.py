@@ -1,0 +1,113 @@
+"""search.export: written models load with plain torch / onnxruntime and give the rebuilt trial's
+outputs; a structurally pruned (fpgm) model is exported physically smaller than dense."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import warnings
+
+import pytest
+import torch
+
+from mlflow_config import tracking
+from search import export, reproduce
+from trainables.models import build_model
+
+ONNX_READY = all(importlib.util.find_spec(p) for p in export.ONNX_PACKAGES)
+FORMATS = ["state_dict", "torchscript", pytest.param("onnx", marks=pytest.mark.skipif(
+    not ONNX_READY, reason=f"needs {', '.join(export.ONNX_PACKAGES)}"))]
+
+
+def trial_of(search, method: str) -> reproduce.Trial:
+    client, uri = reproduce.open_store(search.tracking_uri, search.home)
+    runs = [r for r in tracking.child_runs(client, search.experiment_id, search.parent_run_id)
+            if r.data.tags["method"] == method]
+    assert runs, f"no {method} trial in the search"
+    smallest = min(runs, key=lambda r: r.data.metrics["params"])  # fpgm: the one with most filters removed
+    return reproduce.load_trial(client, smallest.info.run_id, uri, home=search.home)
+
+
+def load_outputs(fmt: str, path, trial: reproduce.Trial, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Outputs and parameter count (ONNX: initializer elements) of the file, loaded without
+    search.export's own loader."""
+    if fmt == "state_dict":
+        model = copy.deepcopy(trial.model)  # the architecture only: every value must come from the file
+        for t in model.state_dict().values():
+            t.zero_()
+        state = torch.load(path, weights_only=True)
+        model.load_state_dict(state)
+        return model.eval()(x), sum(state[n].numel() for n, _ in model.named_parameters())
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = torch.jit.load(str(path))
+        return model(x), sum(p.numel() for p in model.parameters())
+    import onnx
+    import onnxruntime
+
+    graph = onnx.load(str(path)).graph
+    n = sum(int(torch.tensor(list(t.dims)).prod()) for t in graph.initializer if len(t.dims) > 0)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]), n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("method", ["fpgm", "magnitude"])
+def test_exported_model_loads_and_matches_the_trial(digits_search, method, fmt, tmp_path, capsys):
+    trial = trial_of(digits_search, method)
+    out = tmp_path / f"model.{fmt}"
+    code = export.main(["--run-id", trial.run.info.run_id, "--format", fmt, "--out", str(out),
+                        "--home", str(digits_search.home), "--tracking-uri", digits_search.tracking_uri])
+    printed = capsys.readouterr().out
+    assert code == 0 and "OK" in printed, printed
+    x = trial.norm(trial.data.test.x[:100])
+    with torch.inference_mode():
+        got, n_params = load_outputs(fmt, out, trial, x)
+        expected = trial.model(x)
+    assert (got - expected).abs().max().item() <= export.TOLERANCE
+    dense = sum(p.numel() for p in build_model("simplecnn", 1, 10, 8).parameters())
+    if method == "fpgm":
+        assert n_params < dense  # filters physically removed, not masked
+    # ONNX folds BatchNorm into the convs, so only the torch formats keep the exact count.
+    if fmt != "onnx":
+        assert n_params == trial.run.data.metrics["params"]  # masked methods: dense shapes, zeros inside
+
+
+def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    code = export.main(["--run-id", "x", "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+                        "--home", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --format onnx needs the Python package(s) onnx,") and "pip install" in err[0]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--format", "keras"], "--format: invalid choice: 'keras' (choose from 'state_dict', 'torchscript', 'onnx')"),
+    (["--format", "state_dict", "--out", "HOME"], "--out: "),
+    (["--format", "state_dict"], "no MLflow store at sqlite:///"),
+])
+def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    argv = [str(tmp_path) if a == "HOME" else a for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "m.pt")]
+    code = export.main(["--run-id", "abc", *argv, "--home", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_every_model_exports_with_masked_and_removed_channels(tmp_path):
+    """Fast, no MLflow: a model whose channels were removed by surgery goes through every format."""
+    from pruners.surgery import rebuild
+
+    dense = build_model("simplecnn", 1, 10, 8).eval()
+    x = torch.randn(5, 1, 8, 8)
+    model = rebuild(dense, {"conv1": list(range(0, 32, 2)), "fc1": list(range(100))}, x[:1]).eval()
+    for fmt in ("state_dict", "torchscript") + (("onnx",) if ONNX_READY else ()):
+        path = tmp_path / f"m.{fmt}"
+        export.write(model, fmt, x[:1], path)
+        got = export.load_and_run(fmt, path, model, x)
+        assert (got - model(x)).abs().max().item() <= export.TOLERANCE, fmt
