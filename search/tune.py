@@ -21,7 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 from mlflow_config import artifacts, tracking
 from search.config import SearchConfig
 from search.pareto import Point, front
-from trainables.trial import run_trial
+from trainables.trial import SPARSITY_PREFIX, run_trial
 
 OBJECTIVE_ACC = "val_acc"
 
@@ -62,6 +62,9 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
     try:
         outcome = run_trial(config, data, baseline, device=device)
         tracking.log_metrics(client, run_id, outcome.metrics)
+        # One sparsity param per layer even where the method did not sample it (achieved value).
+        tracking.log_params(client, run_id, {f"{SPARSITY_PREFIX}{k}": v for k, v in outcome.effective_ratios.items()
+                                             if f"{SPARSITY_PREFIX}{k}" not in config})
         tracking.log_metrics(client, run_id, {f"achieved_sparsity.{k}": v for k, v in outcome.layer_sparsity.items()})
         artifacts.log_tensors(client, run_id, outcome.masks, artifacts.MASKS_DIR, artifacts.MASKS_FILE)
         artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)

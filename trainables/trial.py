@@ -34,6 +34,9 @@ class TrialOutcome:
     kept_channels: dict[str, list[int]]
     encoded: dict[str, torch.Tensor]  # the stored model; its bytes are metrics["size_bytes"]
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    # Per prunable layer, the ratio in effect: the sampled one, or for layers the method did not
+    # sample (global magnitude, fpgm's classifier) the achieved weight / filter fraction.
+    effective_ratios: dict[str, float] = field(default_factory=dict)
 
 
 def layer_ratios(config: Mapping[str, object]) -> dict[str, float]:
@@ -99,4 +102,20 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
     }
     metrics["cost_s"] = time.perf_counter() - start
     per_layer = {n: 1.0 - float(m.float().mean()) for n, m in masks.items()}
-    return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer)
+    return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer,
+                        _effective_ratios(config, dense, result.kept_channels, per_layer))
+
+
+def _effective_ratios(config, dense, kept_channels, per_layer) -> dict[str, float]:
+    sampled = layer_ratios(config)
+    out = {}
+    for name, module in prunable_layers(dense).items():
+        if name in sampled:
+            out[name] = sampled[name]
+        elif f"{name}.weight" in per_layer:
+            out[name] = per_layer[f"{name}.weight"]
+        elif name in kept_channels:
+            out[name] = 1.0 - len(kept_channels[name]) / module.weight.shape[0]
+        else:
+            out[name] = 0.0
+    return out
