@@ -19,7 +19,9 @@ export DEBIAN_FRONTEND=noninteractive
 if ! apt-cache show chromium >/dev/null 2>&1; then
     $SUDO apt-get update -qq >/dev/null
 fi
-$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null
+# Stale package lists make the install fail with 404s: refresh once and try again.
+$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null ||
+    { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null; }
 
 [ -x /usr/bin/chromium ] || {
     echo "install-browser: chromium installed but /usr/bin/chromium is missing" >&2

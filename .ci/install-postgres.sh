@@ -29,7 +29,9 @@ if [ ! -e "$POLICY" ]; then
 fi
 cleanup() { if [ "$CREATED_POLICY" = 1 ]; then $SUDO rm -f "$POLICY"; fi; }
 trap cleanup EXIT
-$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+# Stale package lists make the install fail with 404s: refresh once and try again.
+$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null ||
+    { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || {
     echo "install-postgres: postgresql installed but no /usr/lib/postgresql/*/bin/initdb" >&2
