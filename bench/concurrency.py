@@ -1,0 +1,214 @@
+"""Trials per hour with 1 vs 2 concurrent trials on a 2-core machine.
+
+The same N configurations (drawn once from the default space) run as a search twice:
+`--max-concurrent 1` and `--max-concurrent 2`, `--cpus-per-trial 1` (1 torch thread per trial),
+one Ray cluster with 2 CPUs, warm caches. Trials per hour = N / Tuner.fit() wall time (the whole
+run_search wall is reported too). The arms alternate when --repeats > 1. To tell the system's
+share from the machine's, the same N trials also run in 1 vs 2 plain processes (no Ray, Optuna
+or MLflow; --bare false skips it), and the CPU used by the driver, Ray services, trial workers
+and other tenants is recorded for every arm.
+
+    python bench/concurrency.py                    # CIFAR-10 subset, N=8 (~10 min)
+    python bench/concurrency.py --dataset digits   # digits
+    python bench/concurrency.py --n 12 --repeats 2  # full setting (~20 min)
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common  # noqa: E402
+from bench.overhead import prepare  # noqa: E402
+
+GOAL = 1.8
+
+
+def run_arm(flags, home, configs, concurrent: int, name: str) -> dict:
+    rec = common.run_search([*flags, "--budget", str(len(configs)), "--max-concurrent", str(concurrent),
+                             "--cpus-per-trial", "1"], home, name, points=configs)
+    fin = rec.finished()
+    if len(fin) != len(configs):
+        raise RuntimeError(f"{name}: {len(fin)} of {len(configs)} trials finished")
+    starts = sorted(t.start_time for t in rec.trials)
+    return {"concurrent": concurrent, "wall_s": rec.wall_s, "fit_s": rec.fit_s,
+            "trials_per_hour_fit": len(fin) / rec.fit_s * 3600, "trials_per_hour_wall": len(fin) / rec.wall_s * 3600,
+            "sum_trial_cost_s": sum(t.metrics["cost_s"] for t in fin),
+            "mean_trial_cost_s": statistics.fmean(t.metrics["cost_s"] for t in fin),
+            "first_to_last_start_s": (starts[-1] - starts[0]) / 1000, "timeline": rec.timeline(),
+            "trials": [{"method": t.method, "cost_s": t.metrics["cost_s"], "val_acc": t.metrics["val_acc"]}
+                       for t in fin]}
+
+
+_WORKER_STATE: dict = {}
+
+
+def _bare_init(flags, home) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _, data, baseline = common.load_data_and_baseline(flags, Path(home))
+    _WORKER_STATE.update(data=data, baseline=baseline)
+
+
+def _bare_trial(config) -> dict:
+    from trainables.trial import run_trial
+
+    t0 = time.time()
+    out = run_trial(config, _WORKER_STATE["data"], _WORKER_STATE["baseline"])
+    return {"start": t0, "end": time.time(), "cost_s": out.metrics["cost_s"], "val_acc": out.metrics["val_acc"]}
+
+
+def bare_pool(flags, home, configs, constants, workers: int) -> dict:
+    """The hardware's own ceiling: the same trials in `workers` plain processes (1 torch thread
+    each, handed out one at a time like Tune does), no Ray, no Optuna, no MLflow."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_bare_init, initargs=(flags, str(home))) as pool:
+        trials = list(pool.imap(_bare_trial, [{**constants, **c} for c in configs], chunksize=1))
+    span = max(t["end"] for t in trials) - min(t["start"] for t in trials)
+    return {"workers": workers, "span_s": span, "trials_per_hour_span": len(trials) / span * 3600,
+            "mean_trial_cost_s": statistics.fmean(t["cost_s"] for t in trials), "trials": trials}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
+    ap.add_argument("--n", type=int, default=8, help="trial configurations (default 8; full setting 12)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--config-seed", type=int, default=1234, help="seed of the random draw of the N configs")
+    ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
+    ap.add_argument("--bare", default="true", choices=("true", "false"),
+                    help="also run the trials in 1 vs 2 plain processes (the machine's own ceiling; default true)")
+    ap.add_argument("--max-wait", type=float, default=60,
+                    help="before each arm, wait up to this many seconds for other tenants to go quiet (default 60)")
+    args = ap.parse_args(argv)
+    info = common.machine_info()
+    flags, home, cfg, data, baseline, warm = prepare(args.dataset, args.home, "concurrency")
+    configs = common.sample_configs(cfg, data, baseline, args.n, args.config_seed)
+    constants = common.trial_constants(cfg, data, baseline)
+    del data
+    runs = {1: [], 2: []}
+    bare = {1: [], 2: []}
+    t_start = time.perf_counter()
+    with common.ray_cluster(num_cpus=2):
+        for rep in range(args.repeats):
+            for c in ((1, 2) if rep % 2 == 0 else (2, 1)):
+                quiet = common.wait_quiet(args.max_wait)
+                with common.CpuMonitor() as mon:
+                    r = run_arm(flags, home, configs, c, f"concurrency-c{c}-{rep}-{common.stamp()}")
+                r["quiet_wait"], r["cpu"] = quiet, mon.result
+                r["trials_per_cpu_hour"] = len(configs) / mon.result["my_cpu_s"] * 3600
+                runs[c].append(r)
+                print(f"repeat {rep} concurrent={c}: fit {r['fit_s']:.1f}s, {r['trials_per_hour_fit']:.0f} trials/h, "
+                      f"mean trial {r['mean_trial_cost_s']:.1f}s, my cores {mon.result['my_cores']:.2f}, "
+                      f"other tenants {mon.result['others_cores']:.2f} cores", flush=True)
+            if args.bare == "true":
+                for w in ((1, 2) if rep % 2 == 0 else (2, 1)):
+                    quiet = common.wait_quiet(args.max_wait)
+                    with common.CpuMonitor() as mon:
+                        b = bare_pool(flags, home, configs, constants, w)
+                    b["quiet_wait"], b["cpu"] = quiet, mon.result
+                    bare[w].append(b)
+                    print(f"repeat {rep} bare processes={w}: span {b['span_s']:.1f}s, mean trial "
+                          f"{b['mean_trial_cost_s']:.1f}s, other tenants {mon.result['others_cores']:.2f} cores", flush=True)
+    total_s = time.perf_counter() - t_start
+    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in
+               ("fit_s", "wall_s", "trials_per_hour_fit", "trials_per_hour_wall", "mean_trial_cost_s", "sum_trial_cost_s",
+                "trials_per_cpu_hour")} | {"my_cores": statistics.median(r["cpu"]["my_cores"] for r in runs[c]),
+                                           "others_cores": statistics.median(r["cpu"]["others_cores"] for r in runs[c])}
+           for c in runs}
+    ideal_makespan_2 = max(med[2]["sum_trial_cost_s"] / 2, max(t["cost_s"] for t in runs[2][0]["trials"]))
+    result = {
+        "speedup_fit": med[2]["trials_per_hour_fit"] / med[1]["trials_per_hour_fit"],
+        "speedup_wall": med[2]["trials_per_hour_wall"] / med[1]["trials_per_hour_wall"],
+        "per_trial_slowdown_when_paired": med[2]["mean_trial_cost_s"] / med[1]["mean_trial_cost_s"],
+        # If trials did not slow each other down, perfect packing of the N durations seen at
+        # concurrency 1 onto 2 slots could reach at most this speedup (tail effect of the last trials).
+        "packing_bound": med[1]["sum_trial_cost_s"] / max(med[1]["sum_trial_cost_s"] / 2,
+                                                         max(t["cost_s"] for t in runs[1][0]["trials"])),
+        "concurrency_2_fit_vs_ideal_makespan": med[2]["fit_s"] / ideal_makespan_2,
+        # CPU cost per trial of this whole process tree (driver + Ray + trials), 2 vs 1: 1.0 means
+        # pairing trials wastes no CPU; what the wall-clock speed-up then needs is 2 free cores.
+        "cpu_efficiency_2_vs_1": med[2]["trials_per_cpu_hour"] / med[1]["trials_per_cpu_hour"],
+        "median": {str(c): v for c, v in med.items()},
+    }
+    if bare[1] and bare[2]:
+        b1 = statistics.median(b["span_s"] for b in bare[1])
+        b2 = statistics.median(b["span_s"] for b in bare[2])
+        result["bare"] = {
+            "span_1_s": b1, "span_2_s": b2, "speedup": b1 / b2,
+            "per_trial_slowdown_when_paired": statistics.median(b["mean_trial_cost_s"] for b in bare[2])
+            / statistics.median(b["mean_trial_cost_s"] for b in bare[1]),
+            "others_cores": {str(w): statistics.median(b["cpu"]["others_cores"] for b in bare[w]) for w in bare}}
+        # The search's own trial span (first trial start to last trial end), without its fixed start-up.
+        span = {c: statistics.median(r["timeline"].get("trials_span_s", math.nan) for r in runs[c]) for c in runs}
+        result["system_trials_span_s"] = {str(c): v for c, v in span.items()}
+        result["system_speedup_trials_span"] = span[1] / span[2]
+    result["goal_met"] = result["speedup_fit"] >= GOAL
+    cmd = common.command("concurrency.py", argv)
+    payload = {"benchmark": "concurrency", "command": cmd, "machine": info, "dataset": args.dataset,
+               "search_flags": flags, "n": len(configs), "repeats": args.repeats, "configs": configs,
+               "warmup": warm, "result": result, "runs": {str(c): v for c, v in runs.items()},
+               "bare": {str(w): v for w, v in bare.items()}, "total_s": total_s,
+               "home": str(home)}
+    path = common.write_json(f"concurrency_{args.dataset}", payload)
+    common.update_section(f"concurrency_{args.dataset}", _markdown(payload))
+    print(f"wrote {path}")
+    print({k: v for k, v in result.items() if k != "median"})
+    return 0
+
+
+def _markdown(p) -> str:
+    r, m = p["result"], p["result"]["median"]
+    methods = [t["method"] for t in p["runs"]["1"][0]["trials"]]
+    mix = ", ".join(f"{x}×{methods.count(x)}" for x in sorted(set(methods)))
+    rows = []
+    for c in ("1", "2"):
+        rows.append(f"| {c} | {m[c]['fit_s']:.1f} | {m[c]['trials_per_hour_fit']:.0f} | {m[c]['wall_s']:.1f} | "
+                    f"{m[c]['trials_per_hour_wall']:.0f} | {m[c]['mean_trial_cost_s']:.2f} | {m[c]['my_cores']:.2f} | "
+                    f"{m[c]['trials_per_cpu_hour']:.0f} | {m[c]['others_cores']:.2f} |")
+    return "\n".join([
+        f"## Concurrency: trials per hour, 1 vs 2 concurrent trials: {p['dataset']}",
+        "",
+        f"Command: `{p['command']}`  ",
+        f"{p['n']} fixed configurations ({mix}), search flags `{' '.join(p['search_flags'])}`, "
+        f"`--cpus-per-trial 1` (1 torch thread per trial), Ray with 2 CPUs; {p['repeats']} run(s) per arm (median).  ",
+        common.machine_line(p["machine"]),
+        "",
+        "| concurrent trials | fit() wall (s) | trials/hour (fit) | run_search wall (s) | trials/hour (wall) | mean trial time (s) "
+        "| cores used by the search | trials per CPU-hour | other tenants' cores |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Speed-up 2 vs 1: **{r['speedup_fit']:.2f}x** on fit() ({r['speedup_wall']:.2f}x on the whole run_search). "
+        f"Each trial runs {r['per_trial_slowdown_when_paired']:.2f}x as long when paired; packing these "
+        f"{p['n']} durations onto 2 slots bounds the speed-up at {r['packing_bound']:.2f}x. CPU cost per trial, "
+        f"2 vs 1: {1 / r['cpu_efficiency_2_vs_1']:.2f}x (1.00 = pairing wastes no CPU). "
+        f"Goal >= {GOAL}x: **{'met' if r['goal_met'] else 'MISSED'}**.",
+        *([""] + [_bare_line(r)] if "bare" in r else []),
+        "",
+        "Cores used by the search, by process: " + "; ".join(
+            f"{c} concurrent: " + ", ".join(f"{k} {v:.2f}" for k, v in p["runs"][c][0]["cpu"].get("my_cores_by_category", {}).items())
+            for c in ("1", "2")) + ".",
+    ])
+
+
+def _bare_line(r) -> str:
+    b = r["bare"]
+    return (f"The machine's own ceiling (same trials in 1 vs 2 plain processes, no Ray/Optuna/MLflow): "
+            f"{b['span_1_s']:.1f}s vs {b['span_2_s']:.1f}s, **{b['speedup']:.2f}x**, each trial "
+            f"{b['per_trial_slowdown_when_paired']:.2f}x as long when paired (other tenants: "
+            f"{b['others_cores']['1']:.2f} / {b['others_cores']['2']:.2f} cores). The search's trials alone "
+            f"(first trial start to last trial end, without its start-up): {r['system_trials_span_s']['1']:.1f}s vs "
+            f"{r['system_trials_span_s']['2']:.1f}s, {r['system_speedup_trials_span']:.2f}x.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
