@@ -42,8 +42,9 @@ def start_search(home: Path, name: str, budget: int, *extra: str) -> subprocess.
     args = [sys.executable, "-m", "search.run", "--budget", str(budget), *SMALL_SEARCH_ARGS, "--home", str(home),
             "--name", name, *extra]
     # Own process group, so the kill takes the driver and the Ray processes it started, like a crash.
-    return subprocess.Popen(args, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    # Output goes to a file: an unread pipe fills up and blocks the driver.
+    log = open(home / f"{name}.log", "w")  # noqa: SIM115 - closed when the process ends
+    return subprocess.Popen(args, cwd=REPO, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_until(predicate, timeout_s: float, what: str):
@@ -56,7 +57,9 @@ def wait_until(predicate, timeout_s: float, what: str):
 
 
 def finished_children(home: Path, name: str) -> int:
-    if not (home / "mlflow.db").exists():
+    # Poll only once the driver has saved its search record: the MLflow DB is then fully created.
+    # Opening a half-created SQLite DB from here would race the driver's own schema migration.
+    if not (home / "searches" / f"{name}.json").exists():
         return 0
     try:
         return sum(r.info.status == "FINISHED" for r in child_runs(home, name))
@@ -118,7 +121,8 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_search_completes(tmp_path)
 
         wait_until(lambda: finished_children(tmp_path, name) >= 1, 240, "a first finished trial")
         wait_until(running_trial_worker, 120, "a worker running a trial")
-        out, _ = proc.communicate(timeout=600)
+        proc.wait(timeout=600)
+        out = (tmp_path / f"{name}.log").read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
