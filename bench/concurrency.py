@@ -27,6 +27,7 @@ from bench import common  # noqa: E402
 from bench.overhead import prepare  # noqa: E402
 
 GOAL = 1.8
+CLEAN_CORES = 0.15  # other tenants' CPU below which a wall-clock arm counts as clean
 
 
 def run_arm(flags, home, configs, concurrent: int, name: str) -> dict:
@@ -139,19 +140,30 @@ def main(argv=None) -> int:
         "cpu_efficiency_2_vs_1": med[2]["trials_per_cpu_hour"] / med[1]["trials_per_cpu_hour"],
         "median": {str(c): v for c, v in med.items()},
     }
+    clean = {c: min(runs[c], key=lambda r: r["cpu"]["others_cores"]) for c in runs}
     if bare[1] and bare[2]:
-        b1 = statistics.median(b["span_s"] for b in bare[1])
-        b2 = statistics.median(b["span_s"] for b in bare[2])
+        cb = {w: min(bare[w], key=lambda b: b["cpu"]["others_cores"]) for w in bare}
+        b1, b2 = cb[1]["span_s"], cb[2]["span_s"]
         result["bare"] = {
             "span_1_s": b1, "span_2_s": b2, "speedup": b1 / b2,
-            "per_trial_slowdown_when_paired": statistics.median(b["mean_trial_cost_s"] for b in bare[2])
-            / statistics.median(b["mean_trial_cost_s"] for b in bare[1]),
-            "others_cores": {str(w): statistics.median(b["cpu"]["others_cores"] for b in bare[w]) for w in bare}}
+            "per_trial_slowdown_when_paired": cb[2]["mean_trial_cost_s"] / cb[1]["mean_trial_cost_s"],
+            "others_cores": {str(w): cb[w]["cpu"]["others_cores"] for w in bare}, "run": "cleanest of each"}
         # The search's own trial span (first trial start to last trial end), without its fixed start-up.
-        span = {c: statistics.median(r["timeline"].get("trials_span_s", math.nan) for r in runs[c]) for c in runs}
+        span = {c: clean[c]["timeline"].get("trials_span_s", math.nan) for c in runs}
         result["system_trials_span_s"] = {str(c): v for c, v in span.items()}
         result["system_speedup_trials_span"] = span[1] / span[2]
-    result["goal_met"] = result["speedup_fit"] >= GOAL
+    # Other tenants' load contaminates wall-clock arms: also give the speed-up from the cleanest run
+    # of each arm (least CPU used by others meanwhile), and judge the goal on it when it is clean.
+    result["cleanest"] = {
+        "speedup_fit": clean[2]["trials_per_hour_fit"] / clean[1]["trials_per_hour_fit"],
+        "others_cores": {str(c): clean[c]["cpu"]["others_cores"] for c in clean},
+        "fit_s": {str(c): clean[c]["fit_s"] for c in clean},
+        "per_trial_slowdown_when_paired": clean[2]["mean_trial_cost_s"] / clean[1]["mean_trial_cost_s"],
+        "my_cores_by_category": {str(c): clean[c]["cpu"].get("my_cores_by_category", {}) for c in clean},
+    }
+    result["clean_enough"] = max(result["cleanest"]["others_cores"].values()) < CLEAN_CORES
+    headline = result["cleanest"]["speedup_fit"] if result["clean_enough"] else result["speedup_fit"]
+    result["goal_met"] = headline >= GOAL
     cmd = common.command("concurrency.py", argv)
     payload = {"benchmark": "concurrency", "command": cmd, "machine": info, "dataset": args.dataset,
                "search_flags": flags, "n": len(configs), "repeats": args.repeats, "configs": configs,
@@ -190,12 +202,19 @@ def _markdown(p) -> str:
         f"Speed-up 2 vs 1: **{r['speedup_fit']:.2f}x** on fit() ({r['speedup_wall']:.2f}x on the whole run_search). "
         f"Each trial runs {r['per_trial_slowdown_when_paired']:.2f}x as long when paired; packing these "
         f"{p['n']} durations onto 2 slots bounds the speed-up at {r['packing_bound']:.2f}x. CPU cost per trial, "
-        f"2 vs 1: {1 / r['cpu_efficiency_2_vs_1']:.2f}x (1.00 = pairing wastes no CPU). "
+        f"2 vs 1: {1 / r['cpu_efficiency_2_vs_1']:.2f}x (1.00 = pairing wastes no CPU).",
+        *([f"Cleanest run of each arm (least CPU used by other tenants: "
+           f"{r['cleanest']['others_cores']['1']:.2f} / {r['cleanest']['others_cores']['2']:.2f} cores): fit "
+           f"{r['cleanest']['fit_s']['1']:.1f}s vs {r['cleanest']['fit_s']['2']:.1f}s, **{r['cleanest']['speedup_fit']:.2f}x**, "
+           f"each trial {r['cleanest']['per_trial_slowdown_when_paired']:.2f}x as long when paired"
+           + ("." if r["clean_enough"] else f" (not clean: other tenants above {CLEAN_CORES} cores; the goal is "
+              "judged on the median).")] if "cleanest" in r else []),
         f"Goal >= {GOAL}x: **{'met' if r['goal_met'] else 'MISSED'}**.",
         *([""] + [_bare_line(r)] if "bare" in r else []),
         "",
-        "Cores used by the search, by process: " + "; ".join(
-            f"{c} concurrent: " + ", ".join(f"{k} {v:.2f}" for k, v in p["runs"][c][0]["cpu"].get("my_cores_by_category", {}).items())
+        "Cores used by the search, by process (cleanest run of each arm): " + "; ".join(
+            f"{c} concurrent: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(
+                r.get("cleanest", {}).get("my_cores_by_category", {}).get(c, {}).items(), key=lambda kv: -kv[1]) if v >= 0.001)
             for c in ("1", "2")) + ".",
     ])
 
