@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BUDGET ?= 50
 
-.PHONY: install demo test test-fast ui clean
+.PHONY: install demo test test-fast bench ui clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,15 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Every benchmark's quick setting (bench/, results in BENCHMARKS.md); about 75 min on 2 cores.
+bench: install
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/speedup.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/search_quality.py
+	$(BIN)/python bench/search_quality.py --dataset cifar10 --budget 30
 
 ui: install
 	$(BIN)/python -m search.ui

@@ -39,7 +39,8 @@ DIGITS = ("--dataset", "digits")
 HEADER = """# Benchmarks
 
 Each benchmark is one command, run from the repository root with the project's virtual
-environment active (`. .venv/bin/activate`). Each writes JSON under `bench/results/` and
+environment active: on a fresh clone, `make install && . .venv/bin/activate` first. `make bench`
+runs the quick setting of every script in turn (about 75 min on 2 cores). Each writes JSON under `bench/results/` and
 replaces its own section below (between its `bench:<name>` markers), so a rerun updates the
 table in place; `python bench/render.py` rebuilds this file from the JSON alone. Every table
 records the machine (cores, CPU model from /proc/cpuinfo, GPU) and the date. The machine they
@@ -325,8 +326,6 @@ def run_search(argv: Sequence[str], home: Path, name: str, log_path: Path | None
     these configurations (Optuna parameters), enqueued first, in order."""
     from mlflow.tracking import MlflowClient
 
-    import importlib
-
     from mlflow_config import tracking
     from search.config import load_config
     from search.run import run_search as product_run_search
@@ -334,26 +333,13 @@ def run_search(argv: Sequence[str], home: Path, name: str, log_path: Path | None
     cfg = load_config([*argv, "--home", str(home), "--name", name])
     log_path = log_path or (home / "logs" / f"{name}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # The product enqueues its first trials from search.seeding.initial_points (older versions:
-    # search.space.recipe_points); import it first so it binds the real functions, then swap the
-    # module attribute that run_search looks up at call time, and always put it back.
-    try:
-        target, attr = importlib.import_module("search.seeding"), "initial_points"
-    except ImportError:
-        target, attr = importlib.import_module("search.space"), "recipe_points"
-    saved = getattr(target, attr)
     with log_path.open("w") as fh, contextlib.redirect_stdout(fh):
         def log(msg: str) -> None:
             print(msg, file=fh, flush=True)
 
-        if points is not None:
-            setattr(target, attr, lambda cfg: [dict(p) for p in points])
-        try:
-            t0, t0_epoch_ms = time.perf_counter(), time.time() * 1000
-            code = product_run_search(cfg, log=log)
-            wall = time.perf_counter() - t0
-        finally:
-            setattr(target, attr, saved)
+        t0, t0_epoch_ms = time.perf_counter(), time.time() * 1000
+        code = product_run_search(cfg, log=log, points=points)
+        wall = time.perf_counter() - t0
     uri = tracking.resolve_tracking_uri(None, home.resolve())
     client = MlflowClient(uri)
     parents = client.search_runs([e.experiment_id for e in client.search_experiments()],

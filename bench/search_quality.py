@@ -64,11 +64,9 @@ def _enqueued(argv, home) -> list[dict]:
     """What the product enqueues before its sampler takes over (for the report)."""
     from search.config import load_config
 
+    from search.seeding import initial_points
+
     cfg = load_config([*argv, "--home", str(home)])
-    try:
-        from search.seeding import initial_points
-    except ImportError:  # older layout
-        from search.space import recipe_points as initial_points
     return initial_points(cfg)
 
 

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def run_search(cfg: SearchConfig, log=print) -> int:
+def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -> int:
+    """Run (or resume) one search. `points`: Optuna parameter sets to enqueue first, in order,
+    instead of the default seeding (one trial per method, then the article's recipe)."""
     from mlflow_config import tracking
     from search.resume import load_record
 
@@ -49,7 +51,7 @@ def run_search(cfg: SearchConfig, log=print) -> int:
     if _study_exists(cfg, home, name):
         raise ConfigError(f"--name: search {name!r} already exists; choose another name, or --resume {name}")
     data, baseline = _prepare(cfg, home, log)
-    return _run(cfg, home, data, baseline, log, name=name)
+    return _run(cfg, home, data, baseline, log, name=name, points=points)
 
 
 def _optuna_url(cfg: SearchConfig, home: Path) -> str:
@@ -113,7 +115,7 @@ def _start_ray(address: str | None) -> bool:
 
 
 def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = None, resume=None,
-         address: str | None = None) -> int:
+         address: str | None = None, points: list[dict] | None = None) -> int:
     import ray
     from mlflow.tracking import MlflowClient
 
@@ -137,7 +139,8 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
             tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
             rec = SearchRecord(name, cfg, tracking_uri, exp_id, parent, _optuna_url(cfg, home))
             save_record(home, rec)
-            done, points = 0, initial_points(cfg)
+            done = 0
+            points = initial_points(cfg) if points is None else [dict(p) for p in points]
             log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
                 f"in experiment {cfg.experiment_name!r}")
         else:

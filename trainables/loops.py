@@ -82,7 +82,10 @@ def train(
     total = max(1, int(round(epochs * steps_per_epoch)))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    masks = {k: v.to(device) for k, v in (masks or {}).items()}
+    # Masks in each parameter's own dtype and device once, so re-zeroing after a step is one
+    # in-place multiply per layer (no per-step conversion).
+    params = dict(model.named_parameters())
+    masks = {k: v.to(device=device, dtype=params[k].dtype) for k, v in (masks or {}).items()}
     if teacher is not None:
         teacher.eval()
     step, last_losses = 0, []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torchvision
 from torch import nn
 
 
@@ -113,6 +112,10 @@ def resnet18(in_channels: int, num_classes: int) -> nn.Module:
     """torchvision's ImageNet ResNet-18 as is (7x7 stride-2 stem and max pool, so 32x32 inputs end
     at 1x1, 8x8 too: stride-2 convs and pools with padding never reach 0); only the stem's input
     channels follow the data."""
+    # Imported here, not at module level: torchvision pulls in torch._dynamo (~1.2 s), which every
+    # CLI start and every Ray trial worker would otherwise pay for one optional model.
+    import torchvision
+
     model = torchvision.models.resnet18(num_classes=num_classes)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)

@@ -7,7 +7,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import artifacts, tracking
-from tests.conftest import run_small_search
+from tests.conftest import SMALL_SEARCH_ARGS, run_small_search
 
 pytestmark = pytest.mark.slow
 LAYERS = ("conv1", "conv2", "fc1", "fc2")
@@ -84,3 +84,20 @@ def test_second_search_reuses_the_cached_baseline(digits_search, capsys):
     out = capsys.readouterr().out
     assert again.exit_code == 0
     assert "reusing cached dense model" in out and "training dense" not in out
+
+
+def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):
+    """The Python API's `points` replace the default seeding: trial 0 and 1 are exactly them."""
+    from search.config import load_config
+    from search.run import run_search
+
+    cfg = load_config(["--budget", "2", "--max-concurrent", "1", *SMALL_SEARCH_ARGS,
+                       "--home", str(digits_search.home), "--name", "digits-points"])
+    points = [{"method": "lottery"}, {"method": "fpgm", "finetune_lr": 0.0123}]
+    assert run_search(cfg, log=lambda msg: None, points=points) == 0
+    client = MlflowClient(digits_search.tracking_uri)
+    parent = client.search_runs([digits_search.experiment_id], filter_string="tags.search = 'digits-points' and tags.role = 'search'")[0]
+    by_trial = {int(r.data.params["optuna_trial"]): r for r in tracking.child_runs(client, digits_search.experiment_id, parent.info.run_id)}
+    assert sorted(by_trial) == [0, 1]
+    assert by_trial[0].data.params["method"] == "lottery"
+    assert by_trial[1].data.params["method"] == "fpgm" and float(by_trial[1].data.params["finetune_lr"]) == 0.0123
