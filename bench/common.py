@@ -374,8 +374,9 @@ def load_data_and_baseline(argv: Sequence[str], home: Path, log=lambda m: None):
 def trial_constants(cfg, data, baseline) -> dict[str, Any]:
     """The fixed settings the search merges into every trial config."""
     from search.space import make_spec
+    from trainables.baseline import normalizer
 
-    return dict(make_spec(cfg, baseline.build(cfg.model, data)).constants)
+    return dict(make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])).constants)
 
 
 def sample_configs(cfg, data, baseline, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -384,8 +385,9 @@ def sample_configs(cfg, data, baseline, n: int, seed: int = 0) -> list[dict[str,
     import optuna
 
     from search.space import define_space, make_spec
+    from trainables.baseline import normalizer
 
-    spec = make_spec(cfg, baseline.build(cfg.model, data))
+    spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
     out = []

@@ -168,7 +168,9 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
 
     metric = cfg.objective_metric
-    spec = make_spec(cfg, baseline.build(cfg.model, data))
+    from trainables.baseline import normalizer
+
+    spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
         storage=RDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)

@@ -5,7 +5,11 @@ settings it uses; parameter names are SearchConfig's field names plus `sparsity.
 Deep models (ResNet-56: 57 convs) have too many layers for one free ratio each on a budget of
 ~50 trials, so the "schedule" space samples three numbers instead, start/end/curve, and expands
 them to every conv's ratio by depth. The expanded ratios still reach the trial as
-`sparsity.<layer>` keys (as constants), so trials and MLflow see per-layer ratios either way."""
+`sparsity.<layer>` keys (as constants), so trials and MLflow see per-layer ratios either way.
+
+Filter pruning (FPGM) removes the output channels of layers joined by a residual addition
+together, at the ratio of the group's first layer. So only that layer's ratio is sampled; the
+others are set to it (constants), and Optuna's space has no dimension that changes nothing."""
 from __future__ import annotations
 
 import math
@@ -14,8 +18,11 @@ from functools import partial
 from typing import Any, Callable, Iterable, NamedTuple
 
 import optuna
+import torch
 
+from pruners.fpgm import filter_layers
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
+from pruners.surgery import coupled_layers
 from search.config import SearchConfig
 from trainables.trial import SPARSITY_PREFIX
 
@@ -24,6 +31,7 @@ from trainables.trial import SPARSITY_PREFIX
 STRUCTURAL_KINDS = ("conv_early", "conv", "fc")
 ALL_KINDS = ("conv_early", "conv", "fc", "classifier")
 METHOD_LAYER_KINDS = {"fpgm": STRUCTURAL_KINDS}
+CHANNEL_METHODS = ("fpgm",)  # remove whole output channels, so residual-coupled layers share one ratio
 METHOD_SETTINGS = {
     "magnitude": ("magnitude_scope",),
     "taylor": ("taylor_batches",),
@@ -44,6 +52,7 @@ class LayerBounds(NamedTuple):
     lo: float
     hi: float
     depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers
+    follows: str | None = None  # channel methods: the earlier layer whose output channels this one shares
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,18 @@ class SpaceSpec:
     schedule: bool = False  # conv ratios from the start/end/curve depth schedule
 
 
-def layer_bounds(model, cfg: SearchConfig) -> list[LayerBounds]:
+def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
+    """member -> root for every filter layer whose output channels a residual addition ties to
+    an earlier layer's (Torch-Pruning's dependency graph, as FPGM's surgery uses it)."""
+    names = filter_layers(model, prunable_layers(model))
+    return {m: root for root, members in coupled_layers(model, names, example_input).items() for m in members[1:]}
+
+
+def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
     between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier."""
     depth = conv_depth(model)
+    coupling = coupling or {}
     out = []
     for name, kind in layer_kinds(model).items():
         d = depth.get(name)
@@ -69,7 +86,7 @@ def layer_bounds(model, cfg: SearchConfig) -> list[LayerBounds]:
             lo, hi = elo + (clo - elo) * d, ehi + (chi - ehi) * d
         else:
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
-        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d))
+        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name)))
     return out
 
 
@@ -86,7 +103,8 @@ def expand_schedule(layers: Iterable[LayerBounds], start: float, end: float, cur
     }
 
 
-def make_spec(cfg: SearchConfig, model) -> SpaceSpec:
+def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpec:
+    """`example_input`: one input batch of the model's shape (traced for residual coupling)."""
     base_epochs, finetune_epochs = cfg.epochs
     schedule = uses_schedule(cfg, model)
     ranges = tuple((name, getattr(cfg, name)) for name in
@@ -99,7 +117,8 @@ def make_spec(cfg: SearchConfig, model) -> SpaceSpec:
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
                  ("seed", cfg.seed), ("augment", cfg.augment), ("latency_batch", cfg.latency_batch),
                  ("space", "schedule" if schedule else "per-layer"))
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg)), ranges, constants, schedule)
+    coupling = channel_coupling(model, example_input) if set(cfg.methods) & set(CHANNEL_METHODS) else {}
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling)), ranges, constants, schedule)
 
 
 def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
@@ -142,9 +161,15 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         scheduled = expand_schedule(layers, start, end, curve)
         fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
     for layer in layers:
+        key = SPARSITY_PREFIX + layer.name
+        if layer.follows is not None and method in CHANNEL_METHODS:
+            root_key = SPARSITY_PREFIX + layer.follows
+            root_ratio = fixed.get(root_key, trial.params.get(root_key))
+            if root_ratio is not None:  # roots come first (model order)
+                fixed[key] = root_ratio
+                continue
         if layer.name in scheduled:
             continue
-        key = SPARSITY_PREFIX + layer.name
         if layer.lo == layer.hi:
             fixed[key] = layer.lo
         else:

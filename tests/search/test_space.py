@@ -6,6 +6,7 @@ import pickle
 
 import optuna
 import pytest
+import torch
 
 from search.config import SearchConfig
 from search.space import LayerBounds, define_space, expand_schedule, layer_bounds, make_spec, space_fn
@@ -18,7 +19,7 @@ METHODS = ("magnitude", "taylor", "fpgm", "lottery", "hybrid")
 
 def spec_for(model_name: str, space: str = "auto", **overrides):
     cfg = SearchConfig(**{"model": model_name, "space": space, "methods": METHODS, **overrides})
-    return make_spec(cfg, build_model(model_name, 1, 10, 8))
+    return make_spec(cfg, build_model(model_name, 1, 10, 8), torch.randn(1, 1, 8, 8))
 
 
 def sampled_configs(spec, sampler, n: int):
@@ -109,3 +110,53 @@ def test_space_function_pickles_and_samples_the_same_after():
     a = fn(optuna.create_study(sampler=sampler).ask())
     b = space_fn(spec)(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3)).ask())
     assert a == b
+
+
+def _coupled_groups(spec):
+    groups: dict[str, list[str]] = {}
+    for layer in spec.layers:
+        if layer.follows is not None:
+            groups.setdefault(layer.follows, [layer.follows]).append(layer.name)
+    return groups
+
+
+@pytest.mark.parametrize("space", ["per-layer", "schedule"])
+def test_fpgm_samples_one_ratio_per_residual_group_and_members_follow_it(space):
+    """On a ResNet a residual addition ties output channels together; FPGM removes them at the
+    group root's ratio. The space samples only the root and gives every member that ratio."""
+    spec = spec_for("resnet20", space, methods=("fpgm",))
+    groups = _coupled_groups(spec)
+    assert len(groups) == 3 and sum(len(m) for m in groups.values()) >= 9  # one stream per stage
+    for config in sampled_configs(spec, optuna.samplers.RandomSampler(seed=3), 10):
+        for root, members in groups.items():
+            assert {config[SPARSITY_PREFIX + m] for m in members} == {config[SPARSITY_PREFIX + root]}
+    if space == "per-layer":
+        trial = optuna.create_study().ask()
+        define_space(spec, trial)
+        sampled = {k[len(SPARSITY_PREFIX):] for k in trial.params if k.startswith(SPARSITY_PREFIX)}
+        followers = {m for members in groups.values() for m in members[1:]}
+        assert sampled and not sampled & followers
+        assert set(groups) <= sampled
+
+
+def test_fpgm_pruned_resnet_keeps_the_ratio_the_space_gave_each_coupled_layer():
+    from pruners.fpgm import fpgm_prune_
+    from pruners.layers import prunable_layers
+
+    spec = spec_for("resnet20", "per-layer", methods=("fpgm",))
+    config = next(sampled_configs(spec, optuna.samplers.RandomSampler(seed=5), 1))
+    ratios = {k[len(SPARSITY_PREFIX):]: v for k, v in config.items() if k.startswith(SPARSITY_PREFIX)}
+    model = build_model("resnet20", 1, 10, 8)
+    widths = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
+    kept = fpgm_prune_(model, ratios, torch.randn(1, 1, 8, 8))
+    for name, ratio in ratios.items():
+        expected = widths[name] - min(int(round(ratio * widths[name])), widths[name] - 1)
+        assert len(kept[name]) == expected, name
+
+
+def test_unstructured_methods_still_sample_every_layer_of_a_resnet():
+    spec = spec_for("resnet20", "per-layer", methods=("magnitude",), magnitude_scope=("layer",))
+    trial = optuna.create_study().ask()
+    define_space(spec, trial)
+    sampled = [k for k in trial.params if k.startswith(SPARSITY_PREFIX)]
+    assert len(sampled) == len(spec.layers)
