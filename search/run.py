@@ -165,7 +165,8 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from ray import tune
 
     from search.space import make_spec, space_fn
-    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
+    from search.tune import (OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, finished_points,
+                             make_sampler, trial_entry)
 
     metric = cfg.objective_metric
     from trainables.baseline import normalizer
@@ -180,6 +181,12 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
         tune.with_parameters(trial_entry, data=data, baseline=baseline, run_ctx=run_ctx),
         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
     storage = cfg.storage_path or str(home / "ray")
+    prior = []  # a resume's progress lines count the front from the trials already finished
+    if done:
+        from mlflow.tracking import MlflowClient
+
+        prior = finished_points(MlflowClient(rec.tracking_uri), rec.experiment_id, rec.parent_run_id, metric,
+                                dense[metric])
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=cfg.budget - done, reuse_actors=True,
@@ -188,7 +195,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
             name=rec.name if done == 0 else f"{rec.name}-resume-{done}", storage_path=storage, verbose=0,
             # Retries are for workers that died; a trial that raises reports its failure instead.
             failure_config=tune.FailureConfig(max_failures=2),
-            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done)]))
+            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done, points=prior)]))
     # A failed trial reports no objective; without this Tune would abort the whole search.
     saved = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING")
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"

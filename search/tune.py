@@ -135,13 +135,22 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
 
 
 class Progress(tune.Callback):
-    """One line per finished trial: i of N, its numbers, and the front size so far."""
+    """One line per finished trial: i of N, its numbers, the front size so far and the time left.
+    On a resume, `done` and `points` carry the trials finished before, so the counts go on."""
 
-    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print, done: int = 0):
+    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print, done: int = 0,
+                 points: list[Point] | None = None):
         self.budget, self.metric, self.dense_cost, self.log = budget, objective_metric, dense_cost, log
-        self.points: list[Point] = []
-        self.done = done
+        self.points: list[Point] = list(points or [])
+        self.done = self.done_at_start = done
         self.start = time.perf_counter()
+
+    def _timing(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        finished_here = self.done - self.done_at_start
+        left = max(0, self.budget - self.done)
+        eta = f", ~{elapsed / finished_here * left:.0f}s left" if finished_here and left else ""
+        return f"{elapsed:.0f}s elapsed{eta}"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
@@ -153,12 +162,25 @@ class Progress(tune.Callback):
                                      str(trial.config.get("method"))))
             self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[OBJECTIVE_ACC]:.4f} "
                      f"{self.metric}={r[self.metric]:.4g} ({r[self.metric] / self.dense_cost:.1%} of dense) "
-                     f"cost {r.get('cost_s', 0):.1f}s | front: {len(front(self.points))} points | "
-                     f"{time.perf_counter() - self.start:.0f}s elapsed")
+                     f"cost {r.get('cost_s', 0):.1f}s | front: {_count(len(front(self.points)), 'point')} | "
+                     f"{self._timing()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done += 1
         self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {_error_line(trial)}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def finished_points(client: MlflowClient, experiment_id: str, parent_run_id: str, objective_metric: str,
+                    dense_cost: float) -> list[Point]:
+    """The front's inputs from a search's FINISHED child runs (what a resume starts from)."""
+    return [Point(r.info.run_id, r.data.metrics[OBJECTIVE_ACC], r.data.metrics[objective_metric] / dense_cost,
+                  r.data.tags.get("method", ""))
+            for r in tracking.child_runs(client, experiment_id, parent_run_id)
+            if r.info.status == "FINISHED" and OBJECTIVE_ACC in r.data.metrics and objective_metric in r.data.metrics]
 
 
 def _error_line(trial) -> str:

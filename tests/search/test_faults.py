@@ -101,6 +101,12 @@ def test_sigkilled_driver_resumes_to_budget_without_loss_or_duplicates(tmp_path)
     trial_numbers = [r.data.params["optuna_trial"] for r in finished]
     assert len(trial_numbers) == len(set(trial_numbers)) == after.get("COMPLETE", 0)  # one run per completed trial
     assert all(r.info.status != "RUNNING" for r in child_runs(tmp_path, name))
+    # Progress goes on from the trials finished before the kill: the last line is [budget/budget]
+    # and its front counts them too (the same front the final report tags).
+    progress = [line for line in resumed.stdout.splitlines() if line.startswith("[")]
+    on_front = sum(r.data.tags.get("pareto") == "true" for r in finished)
+    last_ok = [line for line in progress if "front:" in line][-1]  # a failed trial's line has none
+    assert progress[-1].startswith(f"[{budget}/{budget}]") and f"front: {on_front} point" in last_ok, progress
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_the_search_completes(tmp_path):
