@@ -9,19 +9,8 @@ if [ -x /usr/bin/chromium ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# Refresh the package lists only when apt doesn't know the package yet.
-if ! apt-cache show chromium >/dev/null 2>&1; then
-    $SUDO apt-get update -qq >/dev/null
-fi
-# Stale package lists make the install fail with 404s: refresh once and try again.
-$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null ||
-    { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null; }
+. "$(dirname "$0")/apt.sh"
+apt_install chromium chromium-driver fonts-liberation
 
 [ -x /usr/bin/chromium ] || {
     echo "install-browser: chromium installed but /usr/bin/chromium is missing" >&2

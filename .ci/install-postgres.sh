@@ -8,16 +8,7 @@ if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# Refresh the package lists only when apt doesn't know the package yet.
-if ! apt-cache show postgresql >/dev/null 2>&1; then
-    $SUDO apt-get update -qq >/dev/null
-fi
+. "$(dirname "$0")/apt.sh"
 # policy-rc.d 101: don't let the package start the system cluster (no init system in containers,
 # and the tests never use it).
 POLICY=/usr/sbin/policy-rc.d
@@ -29,9 +20,7 @@ if [ ! -e "$POLICY" ]; then
 fi
 cleanup() { if [ "$CREATED_POLICY" = 1 ]; then $SUDO rm -f "$POLICY"; fi; }
 trap cleanup EXIT
-# Stale package lists make the install fail with 404s: refresh once and try again.
-$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null ||
-    { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+apt_install postgresql
 
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || {
     echo "install-postgres: postgresql installed but no /usr/lib/postgresql/*/bin/initdb" >&2
