@@ -228,6 +228,17 @@ def summary_markdown() -> str:
                       "| benchmark | headline | goal | date |", "|---|---|---|---|", *rows])
 
 
+def add_trial_set_args(ap) -> None:
+    """The options overhead.py and concurrency.py share: which N fixed trials, how often, where."""
+    ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
+    ap.add_argument("--n", type=int, default=8, help="trial configurations (default 8; full setting 12)")
+    ap.add_argument("--repeats", type=int, default=1, help="times each arm runs, alternating (default 1)")
+    ap.add_argument("--config-seed", type=int, default=1234, help="seed of the random draw of the N configs")
+    ap.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"work folder (default {DEFAULT_HOME})")
+    ap.add_argument("--max-wait", type=float, default=60,
+                    help="before each arm, wait up to this many seconds for other tenants to go quiet (default 60)")
+
+
 def mean_std(xs: Sequence[float]) -> tuple[float, float]:
     xs = [float(x) for x in xs]
     if not xs:

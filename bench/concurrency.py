@@ -80,15 +80,9 @@ def bare_pool(flags, home, configs, constants, workers: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
-    ap.add_argument("--n", type=int, default=8, help="trial configurations (default 8; full setting 12)")
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--config-seed", type=int, default=1234, help="seed of the random draw of the N configs")
-    ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
+    common.add_trial_set_args(ap)
     ap.add_argument("--bare", default="true", choices=("true", "false"),
                     help="also run the trials in 1 vs 2 plain processes (the machine's own ceiling; default true)")
-    ap.add_argument("--max-wait", type=float, default=60,
-                    help="before each arm, wait up to this many seconds for other tenants to go quiet (default 60)")
     args = ap.parse_args(argv)
     info = common.machine_info()
     flags, home, cfg, data, baseline, warm = prepare(args.dataset, args.home, "concurrency")

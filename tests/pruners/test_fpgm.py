@@ -11,6 +11,7 @@ from pruners.base import PruneContext
 from pruners.fpgm import fpgm_drop_indices
 from pruners.registry import get_pruner
 from pruners.surgery import keep_to_drop, rebuild, remove_channels
+from tests.pruners.helpers import randomize_bn_
 from trainables.models import SimpleCNN
 
 RATIOS = {"conv1": 0.25, "conv2": 0.5, "fc1": 0.75, "fc2": 0.5}  # fc2 is the classifier
@@ -19,14 +20,7 @@ SIDE = 32 // 4  # spatial side after the two pools
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)
-    model = SimpleCNN(3, 10, 32)
-    with torch.no_grad():  # non-trivial BN, so a wrong BN slice would show in the outputs
-        for bn in (model.bn1, model.bn2):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
-    return model.eval()
+    return randomize_bn_(SimpleCNN(3, 10, 32))
 
 
 def example() -> torch.Tensor:

@@ -11,6 +11,7 @@ from pruners.base import PruneContext
 from pruners.layers import layer_kinds
 from pruners.registry import get_pruner
 from pruners.surgery import keep_to_drop, rebuild
+from tests.pruners.helpers import randomize_bn_
 from trainables.models import build_model
 
 # The residual streams of ResNet-20 (option-B projections at the stage transitions).
@@ -23,14 +24,7 @@ STREAMS = (
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)
-    model = build_model("resnet20", 3, 10, 16)
-    with torch.no_grad():  # non-trivial BN, so a wrong slice or a missed coupled BN shows
-        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
-    return model.eval()
+    return randomize_bn_(build_model("resnet20", 3, 10, 16))
 
 
 def example() -> torch.Tensor:

@@ -14,7 +14,6 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlflow_config import tracking
 from tests.conftest import SMALL_SEARCH_ARGS, run_small_search
 
 pytestmark = pytest.mark.slow
