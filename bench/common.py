@@ -16,6 +16,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -73,6 +74,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def git_commit() -> str:
+    """The checkout's commit (with "+changes" when the work tree differs), so every figure names
+    the code that produced it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
     import torch
 
@@ -92,7 +106,7 @@ def machine_info() -> dict[str, Any]:
                 mem_gb = round(int(line.split()[1]) / 2**20, 1)
     return {"cores": os.cpu_count(), "cpu_model": cpu_model(), "gpu": gpu, "memory_gb": mem_gb,
             "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "versions": versions,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit()}
 
 
 def command(script: str, argv: Sequence[str] | None = None) -> str:
@@ -105,7 +119,8 @@ def machine_line(info: dict[str, Any]) -> str:
     return (f"Machine: {info['cores']} cores, CPU `{info['cpu_model']}`, GPU {info['gpu']}, "
             f"{info['memory_gb']} GB; torch {info['versions']['torch']}, ray {info['versions']['ray']}, "
             f"optuna {info['versions']['optuna']}, mlflow {info['versions']['mlflow']}; "
-            f"load average at start {load}. Date: {info['date']}.")
+            f"load average at start {load}. Date: {info['date']}"
+            + (f", commit {info['commit']}." if info.get("commit") else "."))
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
