@@ -5,7 +5,7 @@ by parameter name (`"conv1.weight"`), so they save and reload with a plain dict.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -44,10 +44,22 @@ def keep_mask_within(scores: torch.Tensor, previous: torch.Tensor, ratio: float)
 
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """Zero the pruned weights in place. Multiplying by 0 gives an exact zero."""
+    bind_masks(model, masks)()
+
+
+def bind_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> Callable[[], None]:
+    """`apply_masks` for a training loop: pairs each parameter with its mask, cast to the
+    parameter's dtype and device, once; each call is then one in-place multiply per layer."""
     params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].mul_(mask.to(params[name].dtype))
+    pairs = [(params[name], mask.to(device=params[name].device, dtype=params[name].dtype))
+             for name, mask in masks.items()]
+
+    def apply() -> None:
+        with torch.no_grad():
+            for param, mask in pairs:
+                param.mul_(mask)
+
+    return apply
 
 
 def sparsity(masks: Mapping[str, torch.Tensor]) -> float:

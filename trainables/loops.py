@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pruners.masking import apply_masks
+from pruners.masking import bind_masks
 from trainables.data import Split
 
 
@@ -82,10 +82,7 @@ def train(
     total = max(1, int(round(epochs * steps_per_epoch)))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    # Masks in each parameter's own dtype and device once, so re-zeroing after a step is one
-    # in-place multiply per layer (no per-step conversion).
-    params = dict(model.named_parameters())
-    masks = {k: v.to(device=device, dtype=params[k].dtype) for k, v in (masks or {}).items()}
+    reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
     if teacher is not None:
         teacher.eval()
     step, last_losses = 0, []
@@ -110,8 +107,8 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            if masks:
-                apply_masks(model, masks)
+            if reapply_masks is not None:
+                reapply_masks()
             last_losses.append(loss.item())
             step += 1
     if on_iteration is not None:
