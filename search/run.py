@@ -164,13 +164,12 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from optuna.storages import RDBStorage
     from ray import tune
 
+    from search.report import collect_points
     from search.space import make_spec, space_fn
-    from search.tune import (OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, finished_points,
-                             make_sampler, trial_entry)
-
-    metric = cfg.objective_metric
+    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
     from trainables.baseline import normalizer
 
+    metric = cfg.objective_metric
     spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
@@ -185,8 +184,10 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     if done:
         from mlflow.tracking import MlflowClient
 
-        prior = finished_points(MlflowClient(rec.tracking_uri), rec.experiment_id, rec.parent_run_id, metric,
-                                dense[metric])
+        from mlflow_config import tracking
+
+        runs = tracking.child_runs(MlflowClient(rec.tracking_uri), rec.experiment_id, rec.parent_run_id)
+        prior = collect_points(runs, metric, dense[metric])
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=cfg.budget - done, reuse_actors=True,

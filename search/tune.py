@@ -174,15 +174,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def finished_points(client: MlflowClient, experiment_id: str, parent_run_id: str, objective_metric: str,
-                    dense_cost: float) -> list[Point]:
-    """The front's inputs from a search's FINISHED child runs (what a resume starts from)."""
-    return [Point(r.info.run_id, r.data.metrics[OBJECTIVE_ACC], r.data.metrics[objective_metric] / dense_cost,
-                  r.data.tags.get("method", ""))
-            for r in tracking.child_runs(client, experiment_id, parent_run_id)
-            if r.info.status == "FINISHED" and OBJECTIVE_ACC in r.data.metrics and objective_metric in r.data.metrics]
-
-
 def _error_line(trial) -> str:
     path = getattr(trial, "error_file", None)
     if path and Path(path).exists():
