@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common, cpu, markdown, searches  # noqa: E402
 from bench.overhead import prepare  # noqa: E402
 
 GOAL = 1.8
@@ -31,7 +31,7 @@ CLEAN_CORES = 0.15  # other tenants' CPU below which a wall-clock arm counts as 
 
 
 def run_arm(flags, home, configs, concurrent: int, name: str) -> dict:
-    rec = common.run_search([*flags, "--budget", str(len(configs)), "--max-concurrent", str(concurrent),
+    rec = searches.run_search([*flags, "--budget", str(len(configs)), "--max-concurrent", str(concurrent),
                              "--cpus-per-trial", "1"], home, name, points=configs)
     fin = rec.finished()
     if len(fin) != len(configs):
@@ -53,7 +53,7 @@ def _bare_init(flags, home) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _, data, baseline = common.load_data_and_baseline(flags, Path(home))
+    _, data, baseline = searches.load_data_and_baseline(flags, Path(home))
     _WORKER_STATE.update(data=data, baseline=baseline)
 
 
@@ -80,45 +80,67 @@ def bare_pool(flags, home, configs, constants, workers: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_trial_set_args(ap)
+    searches.add_trial_set_args(ap)
     ap.add_argument("--bare", default="true", choices=("true", "false"),
                     help="also run the trials in 1 vs 2 plain processes (the machine's own ceiling; default true)")
     args = ap.parse_args(argv)
     info = common.machine_info()
     flags, home, cfg, data, baseline, warm = prepare(args.dataset, args.home, "concurrency")
-    configs = common.sample_configs(cfg, data, baseline, args.n, args.config_seed)
-    constants = common.trial_constants(cfg, data, baseline)
+    configs = searches.sample_configs(cfg, data, baseline, args.n, args.config_seed)
+    constants = searches.trial_constants(cfg, data, baseline)
     del data
-    runs = {1: [], 2: []}
-    bare = {1: [], 2: []}
     t_start = time.perf_counter()
-    with common.ray_cluster(num_cpus=2):
-        for rep in range(args.repeats):
-            for c in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                quiet = common.wait_quiet(args.max_wait)
-                with common.CpuMonitor() as mon:
-                    r = run_arm(flags, home, configs, c, f"concurrency-c{c}-{rep}-{common.stamp()}")
-                r["quiet_wait"], r["cpu"] = quiet, mon.result
-                r["trials_per_cpu_hour"] = len(configs) / mon.result["my_cpu_s"] * 3600
-                runs[c].append(r)
-                print(f"repeat {rep} concurrent={c}: fit {r['fit_s']:.1f}s, {r['trials_per_hour_fit']:.0f} trials/h, "
-                      f"mean trial {r['mean_trial_cost_s']:.1f}s, my cores {mon.result['my_cores']:.2f}, "
-                      f"other tenants {mon.result['others_cores']:.2f} cores", flush=True)
-            if args.bare == "true":
-                for w in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                    quiet = common.wait_quiet(args.max_wait)
-                    with common.CpuMonitor() as mon:
-                        b = bare_pool(flags, home, configs, constants, w)
-                    b["quiet_wait"], b["cpu"] = quiet, mon.result
-                    bare[w].append(b)
-                    print(f"repeat {rep} bare processes={w}: span {b['span_s']:.1f}s, mean trial "
-                          f"{b['mean_trial_cost_s']:.1f}s, other tenants {mon.result['others_cores']:.2f} cores", flush=True)
+    with searches.ray_cluster(num_cpus=2):
+        runs, bare = _run_arms(args, flags, home, configs, constants)
     total_s = time.perf_counter() - t_start
-    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in
-               ("fit_s", "wall_s", "trials_per_hour_fit", "trials_per_hour_wall", "mean_trial_cost_s", "sum_trial_cost_s",
-                "trials_per_cpu_hour")} | {"my_cores": statistics.median(r["cpu"]["my_cores"] for r in runs[c]),
-                                           "others_cores": statistics.median(r["cpu"]["others_cores"] for r in runs[c])}
-           for c in runs}
+    result = _result(runs, bare)
+    cmd = common.command("concurrency.py", argv)
+    payload = {"benchmark": "concurrency", "command": cmd, "machine": info, "dataset": args.dataset,
+               "search_flags": flags, "n": len(configs), "repeats": args.repeats, "configs": configs,
+               "warmup": warm, "result": result, "runs": {str(c): v for c, v in runs.items()},
+               "bare": {str(w): v for w, v in bare.items()}, "total_s": total_s,
+               "home": str(home)}
+    path = common.write_json(f"concurrency_{args.dataset}", payload)
+    markdown.update_section(f"concurrency_{args.dataset}", _markdown(payload))
+    print(f"wrote {path}")
+    print({k: v for k, v in result.items() if k != "median"})
+    return 0
+
+
+def _run_arms(args, flags, home, configs, constants) -> tuple[dict, dict]:
+    """1 vs 2 concurrent trials through the search (and, with --bare, in plain processes),
+    `args.repeats` times, alternating which arm goes first, each after a quiet moment."""
+    runs, bare = {1: [], 2: []}, {1: [], 2: []}
+    for rep in range(args.repeats):
+        for c in ((1, 2) if rep % 2 == 0 else (2, 1)):
+            quiet = cpu.wait_quiet(args.max_wait)
+            with cpu.CpuMonitor() as mon:
+                r = run_arm(flags, home, configs, c, f"concurrency-c{c}-{rep}-{common.stamp()}")
+            r["quiet_wait"], r["cpu"] = quiet, mon.result
+            r["trials_per_cpu_hour"] = len(configs) / mon.result["my_cpu_s"] * 3600
+            runs[c].append(r)
+            print(f"repeat {rep} concurrent={c}: fit {r['fit_s']:.1f}s, {r['trials_per_hour_fit']:.0f} trials/h, "
+                  f"mean trial {r['mean_trial_cost_s']:.1f}s, my cores {mon.result['my_cores']:.2f}, "
+                  f"other tenants {mon.result['others_cores']:.2f} cores", flush=True)
+        if args.bare != "true":
+            continue
+        for w in ((1, 2) if rep % 2 == 0 else (2, 1)):
+            quiet = cpu.wait_quiet(args.max_wait)
+            with cpu.CpuMonitor() as mon:
+                b = bare_pool(flags, home, configs, constants, w)
+            b["quiet_wait"], b["cpu"] = quiet, mon.result
+            bare[w].append(b)
+            print(f"repeat {rep} bare processes={w}: span {b['span_s']:.1f}s, mean trial "
+                  f"{b['mean_trial_cost_s']:.1f}s, other tenants {mon.result['others_cores']:.2f} cores", flush=True)
+    return runs, bare
+
+
+def _result(runs: dict, bare: dict) -> dict:
+    keys = ("fit_s", "wall_s", "trials_per_hour_fit", "trials_per_hour_wall", "mean_trial_cost_s", "sum_trial_cost_s",
+            "trials_per_cpu_hour")
+    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in keys}
+           | {"my_cores": statistics.median(r["cpu"]["my_cores"] for r in runs[c]),
+              "others_cores": statistics.median(r["cpu"]["others_cores"] for r in runs[c])} for c in runs}
     ideal_makespan_2 = max(med[2]["sum_trial_cost_s"] / 2, max(t["cost_s"] for t in runs[2][0]["trials"]))
     result = {
         "speedup_fit": med[2]["trials_per_hour_fit"] / med[1]["trials_per_hour_fit"],
@@ -136,16 +158,7 @@ def main(argv=None) -> int:
     }
     clean = {c: min(runs[c], key=lambda r: r["cpu"]["others_cores"]) for c in runs}
     if bare[1] and bare[2]:
-        cb = {w: min(bare[w], key=lambda b: b["cpu"]["others_cores"]) for w in bare}
-        b1, b2 = cb[1]["span_s"], cb[2]["span_s"]
-        result["bare"] = {
-            "span_1_s": b1, "span_2_s": b2, "speedup": b1 / b2,
-            "per_trial_slowdown_when_paired": cb[2]["mean_trial_cost_s"] / cb[1]["mean_trial_cost_s"],
-            "others_cores": {str(w): cb[w]["cpu"]["others_cores"] for w in bare}, "run": "cleanest of each"}
-        # The search's own trial span (first trial start to last trial end), without its fixed start-up.
-        span = {c: clean[c]["timeline"].get("trials_span_s", math.nan) for c in runs}
-        result["system_trials_span_s"] = {str(c): v for c, v in span.items()}
-        result["system_speedup_trials_span"] = span[1] / span[2]
+        result.update(_bare_result(bare, clean, runs))
     # Other tenants' load contaminates wall-clock arms: also give the speed-up from the cleanest run
     # of each arm (least CPU used by others meanwhile), and judge the goal on it when it is clean.
     result["cleanest"] = {
@@ -158,17 +171,19 @@ def main(argv=None) -> int:
     result["clean_enough"] = max(result["cleanest"]["others_cores"].values()) < CLEAN_CORES
     headline = result["cleanest"]["speedup_fit"] if result["clean_enough"] else result["speedup_fit"]
     result["goal_met"] = headline >= GOAL
-    cmd = common.command("concurrency.py", argv)
-    payload = {"benchmark": "concurrency", "command": cmd, "machine": info, "dataset": args.dataset,
-               "search_flags": flags, "n": len(configs), "repeats": args.repeats, "configs": configs,
-               "warmup": warm, "result": result, "runs": {str(c): v for c, v in runs.items()},
-               "bare": {str(w): v for w, v in bare.items()}, "total_s": total_s,
-               "home": str(home)}
-    path = common.write_json(f"concurrency_{args.dataset}", payload)
-    common.update_section(f"concurrency_{args.dataset}", _markdown(payload))
-    print(f"wrote {path}")
-    print({k: v for k, v in result.items() if k != "median"})
-    return 0
+    return result
+
+
+def _bare_result(bare: dict, clean: dict, runs: dict) -> dict:
+    cb = {w: min(bare[w], key=lambda b: b["cpu"]["others_cores"]) for w in bare}
+    b1, b2 = cb[1]["span_s"], cb[2]["span_s"]
+    # The search's own trial span (first trial start to last trial end), without its fixed start-up.
+    span = {c: clean[c]["timeline"].get("trials_span_s", math.nan) for c in runs}
+    return {"bare": {"span_1_s": b1, "span_2_s": b2, "speedup": b1 / b2,
+                     "per_trial_slowdown_when_paired": cb[2]["mean_trial_cost_s"] / cb[1]["mean_trial_cost_s"],
+                     "others_cores": {str(w): cb[w]["cpu"]["others_cores"] for w in bare}, "run": "cleanest of each"},
+            "system_trials_span_s": {str(c): v for c, v in span.items()},
+            "system_speedup_trials_span": span[1] / span[2]}
 
 
 def _markdown(p) -> str:
@@ -221,6 +236,26 @@ def _bare_line(r) -> str:
             f"{b['others_cores']['1']:.2f} / {b['others_cores']['2']:.2f} cores). The search's trials alone "
             f"(first trial start to last trial end, without its start-up): {r['system_trials_span_s']['1']:.1f}s vs "
             f"{r['system_trials_span_s']['2']:.1f}s, {r['system_speedup_trials_span']:.2f}x.")
+
+
+def markdown_section(p: dict, name: str) -> str:
+    """This benchmark's BENCHMARKS.md section, from its JSON (bench/render.py)."""
+    return _markdown(p)
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    """(headline figure, goal status) for the summary table."""
+    r = p["result"]
+    c = r.get("cleanest", {})
+    fig = (f"{r['speedup_fit']:.2f}x trials/hour, median of {p['repeats']} run(s) ({p['n']} trials; other "
+           f"tenants used {r['median']['1'].get('others_cores', float('nan')):.2f} / "
+           f"{r['median']['2'].get('others_cores', float('nan')):.2f} cores in the 1 / 2 arms)")
+    if c:
+        fig += (f"; cleanest runs {c['speedup_fit']:.2f}x (others {c['others_cores']['1']:.2f} / "
+                f"{c['others_cores']['2']:.2f} cores)")
+    if "bare" in r:
+        fig += f"; plain processes, no Ray: {r['bare']['speedup']:.2f}x"
+    return fig, f">= 1.8x: {'met' if r['goal_met'] else 'MISSED'}"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common, markdown, searches  # noqa: E402
 
 ARMS = ("default", "random", "recipe")
 
@@ -77,8 +77,8 @@ def _run_recipe(argv, home, threads: int) -> tuple[list[dict], float, str, float
     from trainables import compress
     from trainables.trial import run_trial
 
-    cfg, data, baseline = common.load_data_and_baseline(argv, home)
-    constants = common.trial_constants(cfg, data, baseline)
+    cfg, data, baseline = searches.load_data_and_baseline(argv, home)
+    constants = searches.trial_constants(cfg, data, baseline)
     # The product's own recipe points (same fine-tune lr), all five of them.
     points = recipe_points(replace(cfg, budget=4 * len(RECIPE_SPARSITIES), enqueue_recipe=True))
     dense_size = compress.size_bytes(compress.encode(baseline.state, {}))
@@ -181,91 +181,98 @@ def main(argv=None) -> int:
     base = list(common.DIGITS if args.dataset == "digits" else common.CIFAR_QUICK) + args.extra.split()
     info = common.machine_info()
     run_stamp = common.stamp()
-    home = (args.home / f"search_quality-{args.dataset}-{run_stamp}").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    # Share the decoded dataset and baseline caches across runs of the script.
-    for sub in ("datasets", "baselines"):
-        shared = args.home.resolve() / sub
-        shared.mkdir(parents=True, exist_ok=True)
-        (home / sub).symlink_to(shared)
-    common.warm_mlflow(home)
+    home = searches.run_home(args.home, f"search_quality-{args.dataset}-{run_stamp}")
+    searches.warm_mlflow(home)
     per_seed, t_start = {}, time.perf_counter()
-    with common.ray_cluster():
+    with searches.ray_cluster():
         for seed in seeds:
-            flags = [*base, "--seed", str(seed)]
-            recs, enqueued = {}, {}
-            for arm, extra in (("default", []), ("random", ["--sampler", "random", "--enqueue-recipe", "false"])):
-                name = f"sq-{args.dataset}-{arm}-s{seed}-{run_stamp}"
-                t0 = time.perf_counter()
-                argv_arm = [*flags, "--budget", str(args.budget), *extra]
-                enqueued[arm] = _enqueued(argv_arm, home)
-                recs[arm] = common.run_search(argv_arm, home, name)
-                print(f"seed {seed} {arm}: {len(recs[arm].finished())}/{args.budget} trials finished in "
-                      f"{time.perf_counter() - t0:.0f}s", flush=True)
-            recipe, dense_size, key, recipe_s, sizes = _run_recipe(flags, home, threads=1)
-            for arm, rec in recs.items():
-                if rec.parent_params.get("baseline_key") != key or rec.dense_size != dense_size:
-                    raise RuntimeError(f"{arm} search used another baseline than the recipe run")
-            trials = {arm: _trial_dicts(rec) for arm, rec in recs.items()}
-            trials["recipe"] = recipe
-            fronts = {arm: _front_rows(rows, dense_size) for arm, rows in trials.items()}
-            hv = {arm: {"val": _hv(trials[arm], "val_acc"), "test_of_val_front": _hv(fronts[arm], "test_acc")}
-                  for arm in ARMS}
-            # The default search ran the same recipe configs first: same numbers (reproducibility).
-            same = []
-            for r in recipe:
-                twin = [t for t in trials["default"] if t["magnitude_scope"] == "global"
-                        and t["global_sparsity"] is not None
-                        and abs(float(t["global_sparsity"]) - r["global_sparsity"]) < 1e-12]
-                if twin:
-                    same.append({"global_sparsity": r["global_sparsity"],
-                                 "val_equal": twin[0]["val_acc"] == r["val_acc"],
-                                 "test_equal": twin[0]["test_acc"] == r["test_acc"],
-                                 "size_equal": twin[0]["size_bytes"] == r["size_bytes"]})
-            per_seed[seed] = {
-                "dense": {"val_acc": recs["default"].parent_metrics["baseline_val_acc"],
-                          "test_acc": recs["default"].parent_metrics["baseline_test_acc"],
-                          "size_bytes": dense_size},
-                "baseline_key": key, "hv": hv, "enqueued_first": enqueued, **sizes,
-                "wall_s": {"default": recs["default"].wall_s, "random": recs["random"].wall_s, "recipe": recipe_s},
-                "trials_finished": {a: len(trials[a]) for a in ARMS},
-                "trials_failed": {a: sum(t.status == "FAILED" for t in recs[a].trials) for a in recs},
-                "domination": _domination(recipe, fronts["default"]),
-                "recipe_in_default_search_reproduced": same,
-                "fronts": fronts, "trials": trials,
-            }
+            per_seed[seed] = _run_seed(args.dataset, [*base, "--seed", str(seed)], args.budget, home,
+                                       f"s{seed}-{run_stamp}")
+            hv = per_seed[seed]["hv"]
             print(f"seed {seed}: HV default {hv['default']['val']:.4f} random {hv['random']['val']:.4f} "
                   f"recipe {hv['recipe']['val']:.4f}", flush=True)
     total_s = time.perf_counter() - t_start
+    summary, goals = _summarize(per_seed, seeds)
+    png = common.RESULTS / f"search_quality_{args.dataset}.png"
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    _plot(per_seed, args.dataset, png)
+    payload = {"benchmark": "search_quality", "command": common.command("search_quality.py", argv), "machine": info,
+               "dataset": args.dataset, "search_flags": base, "budget": args.budget, "seeds": seeds,
+               "hv_reference": {"cost_ratio": 1.0, "accuracy": 0.0,
+                                "cost": "size_bytes / dense size_bytes", "accuracy_metric": "val_acc"},
+               "summary": summary, "goals": goals, "total_s": total_s, "home": str(home), "per_seed": per_seed}
+    path = common.write_json(f"search_quality_{args.dataset}", payload)
+    markdown.update_section(f"search_quality_{args.dataset}", _markdown(payload, png))
+    print(f"wrote {path} and {png}; total {total_s:.0f}s")
+    print(goals)
+    return 0
 
+
+def _run_seed(dataset: str, flags: list[str], budget: int, home: Path, tag: str) -> dict:
+    """The default and random searches and the recipe, on one seed (one shared baseline)."""
+    recs, enqueued = {}, {}
+    for arm, extra in (("default", []), ("random", ["--sampler", "random", "--enqueue-recipe", "false"])):
+        t0 = time.perf_counter()
+        argv_arm = [*flags, "--budget", str(budget), *extra]
+        enqueued[arm] = _enqueued(argv_arm, home)
+        recs[arm] = searches.run_search(argv_arm, home, f"sq-{dataset}-{arm}-{tag}")
+        print(f"{tag} {arm}: {len(recs[arm].finished())}/{budget} trials finished in "
+              f"{time.perf_counter() - t0:.0f}s", flush=True)
+    recipe, dense_size, key, recipe_s, sizes = _run_recipe(flags, home, threads=1)
+    for arm, rec in recs.items():
+        if rec.parent_params.get("baseline_key") != key or rec.dense_size != dense_size:
+            raise RuntimeError(f"{arm} search used another baseline than the recipe run")
+    trials = {arm: _trial_dicts(rec) for arm, rec in recs.items()}
+    trials["recipe"] = recipe
+    fronts = {arm: _front_rows(rows, dense_size) for arm, rows in trials.items()}
+    hv = {arm: {"val": _hv(trials[arm], "val_acc"), "test_of_val_front": _hv(fronts[arm], "test_acc")}
+          for arm in ARMS}
+    return {
+        "dense": {"val_acc": recs["default"].parent_metrics["baseline_val_acc"],
+                  "test_acc": recs["default"].parent_metrics["baseline_test_acc"], "size_bytes": dense_size},
+        "baseline_key": key, "hv": hv, "enqueued_first": enqueued, **sizes,
+        "wall_s": {"default": recs["default"].wall_s, "random": recs["random"].wall_s, "recipe": recipe_s},
+        "trials_finished": {a: len(trials[a]) for a in ARMS},
+        "trials_failed": {a: sum(t.status == "FAILED" for t in recs[a].trials) for a in recs},
+        "domination": _domination(recipe, fronts["default"]),
+        "recipe_in_default_search_reproduced": _recipe_reproduced(recipe, trials["default"]),
+        "fronts": fronts, "trials": trials,
+    }
+
+
+def _recipe_reproduced(recipe: list[dict], default_trials: list[dict]) -> list[dict]:
+    """The default search ran the same recipe configs first: they must give the same numbers."""
+    same = []
+    for r in recipe:
+        twin = [t for t in default_trials if t["magnitude_scope"] == "global" and t["global_sparsity"] is not None
+                and abs(float(t["global_sparsity"]) - r["global_sparsity"]) < 1e-12]
+        if twin:
+            same.append({"global_sparsity": r["global_sparsity"], "val_equal": twin[0]["val_acc"] == r["val_acc"],
+                         "test_equal": twin[0]["test_acc"] == r["test_acc"],
+                         "size_equal": twin[0]["size_bytes"] == r["size_bytes"]})
+    return same
+
+
+def _summarize(per_seed: dict, seeds: list[int]) -> tuple[dict, dict]:
     summary = {arm: {"hv_val": common.mean_std([per_seed[s]["hv"][arm]["val"] for s in seeds]),
                      "hv_test_of_val_front": common.mean_std([per_seed[s]["hv"][arm]["test_of_val_front"]
                                                               for s in seeds])} for arm in ARMS}
     default_beats_random = sum(per_seed[s]["hv"]["default"]["val"] > per_seed[s]["hv"]["random"]["val"] for s in seeds)
     dom = [d for s in seeds for d in per_seed[s]["domination"]]
+
+    def count(key: str) -> str:
+        return f"{sum(d[key] for d in dom)}/{len(dom)}"
+
     goals = {
         "default_hv_gt_random_mean": summary["default"]["hv_val"][0] > summary["random"]["hv_val"][0],
         "default_hv_gt_random_seeds": f"{default_beats_random}/{len(seeds)}",
-        "recipe_points_dominated_val": f"{sum(d['dominated_val'] for d in dom)}/{len(dom)}",
-        "recipe_points_dominated_test": f"{sum(d['dominated_test'] for d in dom)}/{len(dom)}",
-        "recipe_points_dominated_both_by_one_point": f"{sum(d['dominated_both_one_point'] for d in dom)}/{len(dom)}",
-        "recipe_points_strictly_dominated_val": f"{sum(d['strictly_val'] for d in dom)}/{len(dom)}",
-        "recipe_points_strictly_dominated_test": f"{sum(d['strictly_test'] for d in dom)}/{len(dom)}",
+        "recipe_points_dominated_val": count("dominated_val"),
+        "recipe_points_dominated_test": count("dominated_test"),
+        "recipe_points_dominated_both_by_one_point": count("dominated_both_one_point"),
+        "recipe_points_strictly_dominated_val": count("strictly_val"),
+        "recipe_points_strictly_dominated_test": count("strictly_test"),
     }
-    png = common.RESULTS / f"search_quality_{args.dataset}.png"
-    common.RESULTS.mkdir(parents=True, exist_ok=True)
-    _plot(per_seed, args.dataset, png)
-    cmd = common.command("search_quality.py", argv)
-    payload = {"benchmark": "search_quality", "command": cmd, "machine": info, "dataset": args.dataset,
-               "search_flags": base, "budget": args.budget, "seeds": seeds,
-               "hv_reference": {"cost_ratio": 1.0, "accuracy": 0.0,
-                                "cost": "size_bytes / dense size_bytes", "accuracy_metric": "val_acc"},
-               "summary": summary, "goals": goals, "total_s": total_s, "home": str(home), "per_seed": per_seed}
-    path = common.write_json(f"search_quality_{args.dataset}", payload)
-    common.update_section(f"search_quality_{args.dataset}", _markdown(payload, png))
-    print(f"wrote {path} and {png}; total {total_s:.0f}s")
-    print(goals)
-    return 0
+    return summary, goals
 
 
 def _render_only(dataset: str) -> int:
@@ -276,7 +283,7 @@ def _render_only(dataset: str) -> int:
     p["per_seed"] = {int(k): v for k, v in p["per_seed"].items()}
     for seed, ps in p["per_seed"].items():
         if "n_test" not in ps:  # results from before the field existed: the split sizes of that data
-            _, data, _ = common.load_data_and_baseline([*p["search_flags"], "--seed", str(seed)], Path(p["home"]))
+            _, data, _ = searches.load_data_and_baseline([*p["search_flags"], "--seed", str(seed)], Path(p["home"]))
             ps["n_val"], ps["n_test"] = len(data.val), len(data.test)
         if "enqueued_first" not in ps:  # results from before the field existed: recompute (deterministic)
             flags = [*p["search_flags"], "--seed", str(seed), "--budget", str(p["budget"])]
@@ -286,7 +293,7 @@ def _render_only(dataset: str) -> int:
     png = common.RESULTS / f"search_quality_{dataset}.png"
     _plot(p["per_seed"], dataset, png)
     common.write_json(f"search_quality_{dataset}", p)
-    common.update_section(f"search_quality_{dataset}", _markdown(p, png))
+    markdown.update_section(f"search_quality_{dataset}", _markdown(p, png))
     print(f"re-rendered {path}, {png} and BENCHMARKS.md")
     return 0
 
@@ -377,3 +384,28 @@ def _ms(t) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def markdown_section(p: dict, name: str) -> str:
+    """This benchmark's BENCHMARKS.md section, from its JSON (bench/render.py)."""
+    p["per_seed"] = {int(k): v for k, v in p["per_seed"].items()}
+    return _markdown(p, common.RESULTS / f"{name}.png")
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    """(headline figure, goal status) for the summary table."""
+    s, g = p["summary"], p["goals"]
+    fig = (f"HV default {s['default']['hv_val'][0]:.4f} ± {s['default']['hv_val'][1]:.4f}, random "
+           f"{s['random']['hv_val'][0]:.4f} ± {s['random']['hv_val'][1]:.4f}, recipe "
+           f"{s['recipe']['hv_val'][0]:.4f} ± {s['recipe']['hv_val'][1]:.4f} (budget {p['budget']}, "
+           f"{len(p['seeds'])} seeds); recipe points dominated: val {g['recipe_points_dominated_val']}, "
+           f"test {g['recipe_points_dominated_test']}")
+
+    def all_of(count: str) -> bool:
+        done, total = count.split("/")
+        return done == total
+
+    dominance = all_of(g["recipe_points_dominated_val"]) and all_of(g["recipe_points_dominated_test"])
+    goal = (f"HV > random: {'met' if g['default_hv_gt_random_mean'] else 'MISSED'} "
+            f"({g['default_hv_gt_random_seeds']} seeds); dominance: {'met' if dominance else 'MISSED'}")
+    return fig, goal

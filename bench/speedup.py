@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common, cpu, markdown  # noqa: E402
 
 RATIOS = (0.3, 0.5, 0.7)
 
@@ -36,90 +37,112 @@ def main(argv=None) -> int:
     ap.add_argument("--align", type=int, default=8, help="also time variants keeping a multiple of this many filters "
                     "per layer (0 = don't)")
     args = ap.parse_args(argv)
-    import torch
-
-    from pruners.fpgm import fpgm_prune_
-    from pruners.layers import prunable_layers
-    from trainables.measure import count_flops, count_params
-    from trainables.models import MODELS, build_model
+    from trainables.models import MODELS
 
     info = common.machine_info()
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     models = [m for m in wanted if m in MODELS]
     skipped = [m for m in wanted if m not in MODELS]
-    example = torch.randn(1, 3, 32, 32)
     results, t_start = {}, time.perf_counter()
     for name in models:
-        with common.CpuMonitor() as mon:
-            torch.manual_seed(0)
-            dense = build_model(name, 3, 10, 32).eval()
-            variants = {"dense": dense}
-            kept = {}
-            for r in RATIOS:
-                m = copy.deepcopy(dense)
-                kept[f"fpgm{int(r * 100)}"] = fpgm_prune_(m, {n: r for n in prunable_layers(m)}, example)
-                variants[f"fpgm{int(r * 100)}"] = m.eval()
-            if args.align:
-                # Same target ratios, but each layer keeps a multiple of `align` filters (rounded up, so
-                # never more pruning than asked): do CPU kernels reward aligned channel counts?
-                for r in RATIOS:
-                    m = copy.deepcopy(dense)
-                    layers = prunable_layers(m)
-                    ratios = {}
-                    for n, layer in layers.items():
-                        c = layer.out_channels if hasattr(layer, "out_channels") else layer.out_features
-                        keep = min(c, max(args.align, -(-round(c * (1 - r)) // args.align) * args.align))
-                        ratios[n] = 1 - keep / c
-                    key = f"fpgm{int(r * 100)}-a{args.align}"
-                    kept[key] = fpgm_prune_(m, ratios, example)
-                    variants[key] = m.eval()
-            per_model_kept = {k: {n: len(v) for n, v in kk.items()} for k, kk in kept.items()}
-            flops = {k: count_flops(m, example) for k, m in variants.items()}
-            params = {k: count_params(m) for k, m in variants.items()}
-            per_model = {"flops": flops, "params": params, "latency": {}, "kept_filters": per_model_kept}
-            for threads in [int(t) for t in args.threads.split(",")]:
-                with common.torch_threads(threads), torch.inference_mode():
-                    for bs in [int(b) for b in args.batches.split(",")]:
-                        x = torch.randn(bs, 3, 32, 32)
-                        inner = args.inner if bs == 1 else 1
-                        for m in variants.values():  # warm-up
-                            for _ in range(3):
-                                m(x)
-                        samples = {k: [] for k in variants}
-                        cpu = {k: [] for k in variants}
-                        keys = list(variants)
-                        for rnd in range(args.repeats):
-                            for k in keys[rnd % len(keys):] + keys[:rnd % len(keys)]:
-                                ts, cs = [], []
-                                for _ in range(inner):
-                                    t0, c0 = time.perf_counter(), time.process_time()
-                                    variants[k](x)
-                                    ts.append(time.perf_counter() - t0)
-                                    cs.append(time.process_time() - c0)
-                                samples[k].append(statistics.median(ts) * 1000)
-                                cpu[k].append(statistics.median(cs) * 1000)
-                        med = {k: statistics.median(v) for k, v in samples.items()}
-                        cmed = {k: statistics.median(v) for k, v in cpu.items()}
-                        # Paired: the ratio within each round, then the median over rounds.
-                        paired = {k: statistics.median(a / b for a, b in zip(samples[k], samples["dense"])) for k in keys}
-                        cpaired = {k: statistics.median(a / b for a, b in zip(cpu[k], cpu["dense"])) for k in keys}
-                        per_model["latency"][f"threads{threads}_batch{bs}"] = {
-                            "median_ms": med, "ratio_vs_dense": paired, "cpu_median_ms": cmed,
-                            "cpu_ratio_vs_dense": cpaired, "samples_ms": samples, "cpu_samples_ms": cpu}
-                        print(f"{name} threads={threads} batch={bs}: " + ", ".join(
-                            f"{k} {med[k]:.3f}ms ({paired[k]:.2f}x, cpu {cpaired[k]:.2f}x)" for k in keys), flush=True)
-        per_model["load_avg_after"] = [round(x, 2) for x in __import__("os").getloadavg()]
-        per_model["other_tenants_cores"] = mon.result["others_cores"]
-        results[name] = per_model
+        with cpu.CpuMonitor() as mon:
+            results[name] = _measure_model(name, args)
+        results[name]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+        results[name]["other_tenants_cores"] = mon.result["others_cores"]
     total_s = time.perf_counter() - t_start
-    cmd = common.command("speedup.py", argv)
-    payload = {"benchmark": "speedup", "command": cmd, "machine": info, "input": [3, 32, 32], "ratios": RATIOS,
-               "models": models, "skipped_models": skipped, "repeats": args.repeats, "inner_batch1": args.inner,
-               "results": results, "total_s": total_s}
+    payload = {"benchmark": "speedup", "command": common.command("speedup.py", argv), "machine": info,
+               "input": [3, 32, 32], "ratios": RATIOS, "models": models, "skipped_models": skipped,
+               "repeats": args.repeats, "inner_batch1": args.inner, "results": results, "total_s": total_s}
     path = common.write_json("speedup", payload)
-    common.update_section("speedup", _markdown(payload))
+    markdown.update_section("speedup", _markdown(payload))
     print(f"wrote {path}")
     return 0
+
+
+def _variants(name: str, align: int, example) -> tuple[dict, dict]:
+    """The dense model and its FPGM-pruned copies at each ratio (and, with `align`, copies that
+    keep a multiple of `align` filters per layer). Returns (variants, kept filter counts)."""
+    import torch
+
+    from pruners.fpgm import fpgm_prune_
+    from pruners.layers import prunable_layers
+    from trainables.models import build_model
+
+    torch.manual_seed(0)
+    dense = build_model(name, 3, 10, 32).eval()
+    variants, kept = {"dense": dense}, {}
+
+    def add(key: str, ratios_of) -> None:
+        m = copy.deepcopy(dense)
+        kept[key] = fpgm_prune_(m, ratios_of(prunable_layers(m)), example)
+        variants[key] = m.eval()
+
+    for r in RATIOS:
+        add(f"fpgm{int(r * 100)}", lambda layers, r=r: {n: r for n in layers})
+    if align:
+        # Same target ratios, but each layer keeps a multiple of `align` filters (rounded up, so
+        # never more pruning than asked): do CPU kernels reward aligned channel counts?
+        def aligned(layers, r):
+            out = {}
+            for n, layer in layers.items():
+                c = layer.out_channels if hasattr(layer, "out_channels") else layer.out_features
+                keep = min(c, max(align, -(-round(c * (1 - r)) // align) * align))
+                out[n] = 1 - keep / c
+            return out
+
+        for r in RATIOS:
+            add(f"fpgm{int(r * 100)}-a{align}", lambda layers, r=r: aligned(layers, r))
+    return variants, {k: {n: len(v) for n, v in kk.items()} for k, kk in kept.items()}
+
+
+def _measure_model(name: str, args) -> dict:
+    import torch
+
+    from trainables.measure import count_flops, count_params
+
+    example = torch.randn(1, 3, 32, 32)
+    variants, kept = _variants(name, args.align, example)
+    per_model = {"flops": {k: count_flops(m, example) for k, m in variants.items()},
+                 "params": {k: count_params(m) for k, m in variants.items()}, "latency": {}, "kept_filters": kept}
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for bs in [int(b) for b in args.batches.split(",")]:
+            lat = _time_variants(variants, bs, threads, args.repeats, args.inner if bs == 1 else 1)
+            per_model["latency"][f"threads{threads}_batch{bs}"] = lat
+            print(f"{name} threads={threads} batch={bs}: " + ", ".join(
+                f"{k} {lat['median_ms'][k]:.3f}ms ({lat['ratio_vs_dense'][k]:.2f}x, "
+                f"cpu {lat['cpu_ratio_vs_dense'][k]:.2f}x)" for k in variants), flush=True)
+    return per_model
+
+
+def _time_variants(variants: dict, bs: int, threads: int, repeats: int, inner: int) -> dict:
+    """Latency of every variant at one batch size, interleaved in a rotating order per round;
+    ratios to dense are paired within each round, then the median over rounds."""
+    import torch
+
+    x = torch.randn(bs, 3, 32, 32)
+    keys = list(variants)
+    with common.torch_threads(threads), torch.inference_mode():
+        for m in variants.values():  # warm-up
+            for _ in range(3):
+                m(x)
+        samples = {k: [] for k in keys}
+        cpu_ms = {k: [] for k in keys}
+        for rnd in range(repeats):
+            for k in keys[rnd % len(keys):] + keys[:rnd % len(keys)]:
+                ts, cs = [], []
+                for _ in range(inner):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    variants[k](x)
+                    ts.append(time.perf_counter() - t0)
+                    cs.append(time.process_time() - c0)
+                samples[k].append(statistics.median(ts) * 1000)
+                cpu_ms[k].append(statistics.median(cs) * 1000)
+    return {"median_ms": {k: statistics.median(v) for k, v in samples.items()},
+            "ratio_vs_dense": {k: statistics.median(a / b for a, b in zip(samples[k], samples["dense"])) for k in keys},
+            "cpu_median_ms": {k: statistics.median(v) for k, v in cpu_ms.items()},
+            "cpu_ratio_vs_dense": {k: statistics.median(a / b for a, b in zip(cpu_ms[k], cpu_ms["dense"]))
+                                   for k in keys},
+            "samples_ms": samples, "cpu_samples_ms": cpu_ms}
 
 
 def _markdown(p) -> str:
@@ -157,6 +180,21 @@ def _markdown(p) -> str:
                          f"{r['flops'][k] / r['flops']['dense']:.3f} | {cells} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def markdown_section(p: dict, name: str) -> str:
+    """This benchmark's BENCHMARKS.md section, from its JSON (bench/render.py)."""
+    return _markdown(p)
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    """(headline figure, goal status) for the summary table."""
+    parts = []
+    for m, r in p["results"].items():
+        cells = ", ".join(f"{k.split('_')[1].replace('batch', 'batch ')}: {v['ratio_vs_dense']['fpgm50']:.2f}"
+                          for k, v in r["latency"].items() if k.startswith("threads1_"))
+        parts.append(f"{m} FPGM 50%: FLOPs {r['flops']['fpgm50'] / r['flops']['dense']:.2f}, latency {cells}")
+    return "; ".join(parts), "(report)"
 
 
 if __name__ == "__main__":

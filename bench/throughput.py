@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common, cpu, markdown  # noqa: E402
 
 GOAL = 0.95
 VARIANTS = ("product", "plain", "product+masks", "plain+masks")
@@ -115,97 +118,122 @@ def main(argv=None) -> int:
     ap.add_argument("--sparsity", type=float, default=0.5, help="per-layer magnitude sparsity of the masks")
     ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
     args = ap.parse_args(argv)
+    info = common.machine_info()
+    setup = _setup(args)
+    results = {}
+    t_start = time.perf_counter()
+    for threads in [int(t) for t in args.threads.split(",")]:
+        results[threads] = r = _measure(setup, threads, args.repeats)
+        print(f"threads {threads}: " + ", ".join(f"{v} {r['images_per_cpu_s_median'][v]:.0f} img/cpu-s "
+                                                 f"({r['images_per_s_median'][v]:.0f} img/s)" for v in VARIANTS)
+              + f"; ratio {r['ratio_no_masks']:.3f} / masks {r['ratio_masks']:.3f} "
+              f"(wall: {r['ratio_no_masks_wall']:.3f} / {r['ratio_masks_wall']:.3f})", flush=True)
+    total_s = time.perf_counter() - t_start
+    payload = {"benchmark": "throughput", "command": common.command("throughput.py", argv), "machine": info,
+               "dataset": args.dataset, "model": "simplecnn", "input": list(setup.split.x.shape[1:]),
+               "batch_size": args.batch_size, "images_per_measurement": setup.n * setup.passes,
+               "repeats": args.repeats, "mask_sparsity": args.sparsity,
+               "results": {str(k): v for k, v in results.items()}, "total_s": total_s}
+    path = common.write_json(f"throughput_{args.dataset}", payload)
+    markdown.update_section(f"throughput_{args.dataset}", _markdown(payload))
+    print(f"wrote {path}")
+    return 0
+
+
+@dataclass
+class _Setup:
+    """What every measured pass shares: the images, the initial model and its masks."""
+
+    split: Any
+    norm: Any
+    x_plain: Any  # pre-normalized once for the plain loop
+    init: Any
+    masks: dict
+    float_masks: dict
+    n: int
+    passes: int
+    batch_size: int
+    lr: float = 0.01
+    seed: int = 0
+
+
+def _setup(args) -> _Setup:
     import torch
 
-    from pruners.magnitude import layerwise_magnitude_masks
     from pruners.layers import prunable_layers
+    from pruners.magnitude import layerwise_magnitude_masks
     from trainables.baseline import normalizer
     from trainables.data import Split, load_dataset
-    from trainables.loops import train
     from trainables.models import build_model
 
-    info = common.machine_info()
     if args.dataset == "cifar10":
         data = load_dataset("cifar10", common.CIFAR_DIR, args.home.resolve(), 0, 0.1, 0.1, 5000)
     else:
         data = load_dataset("digits", None, args.home.resolve(), 0, 0.1, 0.1, 0)
     n = min(args.images, len(data.train))
-    passes = args.passes or (10 if args.dataset == "digits" else 1)
     split = Split(data.train.x[:n], data.train.y[:n])
     norm = normalizer(data, False)
-    x_plain = norm(split.x)  # pre-normalized once for the plain loop
     torch.manual_seed(0)
     init = build_model("simplecnn", data.in_channels, data.num_classes, data.image_size)
     masks = layerwise_magnitude_masks(init, {name: args.sparsity for name in prunable_layers(init)})
-    float_masks = {k: v.float() for k, v in masks.items()}
-    lr, seed = 0.01, 0
+    return _Setup(split, norm, norm(split.x), init, masks, {k: v.float() for k, v in masks.items()}, n,
+                  args.passes or (10 if args.dataset == "digits" else 1), args.batch_size)
 
-    def run(variant: str) -> tuple[float, float]:
-        model = copy.deepcopy(init)
-        t0, c0 = time.perf_counter(), time.process_time()
-        if variant == "product":
-            train(model, split, norm, epochs=passes, lr=lr, batch_size=args.batch_size, seed=seed)
-        elif variant == "product+masks":
-            train(model, split, norm, epochs=passes, lr=lr, batch_size=args.batch_size, seed=seed, masks=masks)
-        else:
-            for p in range(passes):
-                plain_train(model, x_plain, split.y, args.batch_size, lr, seed + p,
-                            masks=float_masks if variant == "plain+masks" else None)
-        return n * passes / (time.perf_counter() - t0), n * passes / (time.process_time() - c0)
 
-    results = {}
-    t_start = time.perf_counter()
-    for threads in [int(t) for t in args.threads.split(",")]:
-        with common.torch_threads(threads), common.CpuMonitor() as mon:
-            for v in VARIANTS:  # warm-up: allocator, kernels
-                run(v)
-            samples = {v: [] for v in VARIANTS}
-            cpu_samples = {v: [] for v in VARIANTS}
-            for rnd in range(args.repeats):
-                order = VARIANTS[rnd % len(VARIANTS):] + VARIANTS[:rnd % len(VARIANTS)]
-                for v in order:
-                    wall, cpu = run(v)
-                    samples[v].append(wall)
-                    cpu_samples[v].append(cpu)
+def _run_variant(s: _Setup, variant: str) -> tuple[float, float]:
+    """One measurement: (images per wall second, images per CPU second of this process)."""
+    from trainables.loops import train
 
-        others = mon.result["others_cores"]
+    model = copy.deepcopy(s.init)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if variant == "product":
+        train(model, s.split, s.norm, epochs=s.passes, lr=s.lr, batch_size=s.batch_size, seed=s.seed)
+    elif variant == "product+masks":
+        train(model, s.split, s.norm, epochs=s.passes, lr=s.lr, batch_size=s.batch_size, seed=s.seed, masks=s.masks)
+    else:
+        for p in range(s.passes):
+            plain_train(model, s.x_plain, s.split.y, s.batch_size, s.lr, s.seed + p,
+                        masks=s.float_masks if variant == "plain+masks" else None)
+    images = s.n * s.passes
+    return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
 
-        def rnd_ratio(s, a, b):
-            return statistics.median(x / y for x, y in zip(s[a], s[b]))
 
-        med = {v: statistics.median(s) for v, s in samples.items()}
-        cmed = {v: statistics.median(s) for v, s in cpu_samples.items()}
-        results[threads] = {
-            "images_per_s_median": med, "images_per_cpu_s_median": cmed,
-            "samples_wall": samples, "samples_cpu": cpu_samples,
-            # Primary: per CPU-second of the process (robust on a shared machine: another
-            # tenant's load stretches wall time but not the CPU time this loop needs).
-            "ratio_no_masks": rnd_ratio(cpu_samples, "product", "plain"),
-            "ratio_masks": rnd_ratio(cpu_samples, "product+masks", "plain+masks"),
-            "ratio_no_masks_wall": rnd_ratio(samples, "product", "plain"),
-            "ratio_masks_wall": rnd_ratio(samples, "product+masks", "plain+masks"),
-            "mask_cost_product": 1 - cmed["product+masks"] / cmed["product"],
-            "mask_cost_plain": 1 - cmed["plain+masks"] / cmed["plain"],
-            "load_avg_after": [round(x, 2) for x in __import__("os").getloadavg()],
-            "other_tenants_cores": others,
-        }
-        results[threads]["loop_extras"] = _extras(split, norm, x_plain, init, masks, float_masks, args.batch_size,
-                                                  n / cmed["plain"], n / cmed["plain+masks"])
-        results[threads]["goal_met"] = min(results[threads]["ratio_no_masks"], results[threads]["ratio_masks"]) >= GOAL
-        print(f"threads {threads}: " + ", ".join(f"{v} {cmed[v]:.0f} img/cpu-s ({med[v]:.0f} img/s)" for v in VARIANTS)
-              + f"; ratio {results[threads]['ratio_no_masks']:.3f} / masks {results[threads]['ratio_masks']:.3f} "
-              f"(wall: {results[threads]['ratio_no_masks_wall']:.3f} / {results[threads]['ratio_masks_wall']:.3f})",
-              flush=True)
-    total_s = time.perf_counter() - t_start
-    cmd = common.command("throughput.py", argv)
-    payload = {"benchmark": "throughput", "command": cmd, "machine": info, "dataset": args.dataset,
-               "model": "simplecnn", "input": list(split.x.shape[1:]), "batch_size": args.batch_size,
-               "images_per_measurement": n * passes, "repeats": args.repeats, "mask_sparsity": args.sparsity,
-               "results": {str(k): v for k, v in results.items()}, "total_s": total_s}
-    path = common.write_json(f"throughput_{args.dataset}", payload)
-    common.update_section(f"throughput_{args.dataset}", _markdown(payload))
-    print(f"wrote {path}")
-    return 0
+def _measure(s: _Setup, threads: int, repeats: int) -> dict:
+    """Every variant `repeats` times, in a rotating order so drift hits all of them alike."""
+    with common.torch_threads(threads), cpu.CpuMonitor() as mon:
+        for v in VARIANTS:  # warm-up: allocator, kernels
+            _run_variant(s, v)
+        samples = {v: [] for v in VARIANTS}
+        cpu_samples = {v: [] for v in VARIANTS}
+        for rnd in range(repeats):
+            for v in VARIANTS[rnd % len(VARIANTS):] + VARIANTS[:rnd % len(VARIANTS)]:
+                wall_rate, cpu_rate = _run_variant(s, v)
+                samples[v].append(wall_rate)
+                cpu_samples[v].append(cpu_rate)
+
+    def rnd_ratio(xs, a, b):
+        return statistics.median(x / y for x, y in zip(xs[a], xs[b]))
+
+    med = {v: statistics.median(x) for v, x in samples.items()}
+    cmed = {v: statistics.median(x) for v, x in cpu_samples.items()}
+    r = {
+        "images_per_s_median": med, "images_per_cpu_s_median": cmed,
+        "samples_wall": samples, "samples_cpu": cpu_samples,
+        # Primary: per CPU-second of the process (robust on a shared machine: another
+        # tenant's load stretches wall time but not the CPU time this loop needs).
+        "ratio_no_masks": rnd_ratio(cpu_samples, "product", "plain"),
+        "ratio_masks": rnd_ratio(cpu_samples, "product+masks", "plain+masks"),
+        "ratio_no_masks_wall": rnd_ratio(samples, "product", "plain"),
+        "ratio_masks_wall": rnd_ratio(samples, "product+masks", "plain+masks"),
+        "mask_cost_product": 1 - cmed["product+masks"] / cmed["product"],
+        "mask_cost_plain": 1 - cmed["plain+masks"] / cmed["plain"],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "other_tenants_cores": mon.result["others_cores"],
+    }
+    r["loop_extras"] = _extras(s.split, s.norm, s.x_plain, s.init, s.masks, s.float_masks, s.batch_size,
+                               s.n / cmed["plain"], s.n / cmed["plain+masks"])
+    r["goal_met"] = min(r["ratio_no_masks"], r["ratio_masks"]) >= GOAL
+    return r
 
 
 def _markdown(p) -> str:
@@ -242,6 +270,18 @@ def _markdown(p) -> str:
                     f"of a pass: expected ratio {e['estimated_ratio_no_masks']:.3f} / {e['estimated_ratio_masks']:.3f}"
                     for t, e in ((t, r["loop_extras"]) for t, r in p["results"].items())) + ".",
     ])
+
+
+def markdown_section(p: dict, name: str) -> str:
+    """This benchmark's BENCHMARKS.md section, from its JSON (bench/render.py)."""
+    return _markdown(p)
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    """(headline figure, goal status) for the summary table."""
+    fig = "; ".join(f"{t} thread(s): {r['ratio_no_masks']:.3f}x, with masks {r['ratio_masks']:.3f}x"
+                    for t, r in p["results"].items())
+    return fig, ">= 0.95x: " + ("met" if all(r["goal_met"] for r in p["results"].values()) else "MISSED")
 
 
 if __name__ == "__main__":
