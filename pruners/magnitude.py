@@ -1,6 +1,8 @@
 """Magnitude pruning: drop the smallest |w| in each layer at that layer's ratio, or, with
 `magnitude_scope = "global"`, the smallest |w| across all prunable layers at `global_sparsity`
-(the article's recipe, done right: exact counts, masks kept through fine-tuning)."""
+(the article's recipe, done right: exact counts, masks kept through fine-tuning). The scopes
+`lamp` and `erk` spread `global_sparsity` over the layers with those one-shot allocations
+(pruners.allocation)."""
 from __future__ import annotations
 
 import copy
@@ -9,6 +11,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from pruners.allocation import erk_masks, lamp_masks
 from pruners.base import Masks, PruneContext, PruneResult
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
@@ -31,15 +34,21 @@ def global_magnitude_masks(model: nn.Module, names: list[str], ratio: float) -> 
     return masks
 
 
+# magnitude_scope -> how global_sparsity is spread over the layers ("layer" uses the per-layer ratios).
+GLOBAL_ALLOCATIONS = {"global": global_magnitude_masks, "lamp": lamp_masks, "erk": erk_masks}
+SCOPES = ("layer", *GLOBAL_ALLOCATIONS)
+
+
 @register("magnitude")
 def magnitude(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
     pruned = copy.deepcopy(model)
-    if settings.get("magnitude_scope", "layer") == "global":
-        # The global variant ranks every prunable layer together (the article's recipe).
+    scope = str(settings.get("magnitude_scope", "layer"))
+    if scope in GLOBAL_ALLOCATIONS:
+        # One target over every prunable layer (the article's recipe ranks them together).
         names = list(ratios) or list(prunable_layers(pruned))
-        masks = global_magnitude_masks(pruned, names, float(settings["global_sparsity"]))
+        masks = GLOBAL_ALLOCATIONS[scope](pruned, names, float(settings["global_sparsity"]))
     else:
         masks = layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)

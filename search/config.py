@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pruners.magnitude import SCOPES as MAGNITUDE_SCOPES
 from pruners.registry import method_names
 from trainables.data import DATASETS
 from trainables.models import MODELS
@@ -63,8 +64,9 @@ class SearchConfig:
     bounds_classifier: Range = _f((0.0, 0.5), "sparsity bounds of the final classifier (careful)")
     # Searched method and fine-tune settings: these names are Optuna / Ray / MLflow keys
     finetune_lr: Range = _f((0.002, 0.05), "fine-tune learning rate range (log scale)", search=True)
-    magnitude_scope: tuple[str, ...] = _f(("layer", "global"), "magnitude variants: layer (per-layer ratios) "
-                                          "and/or global (one threshold)", search=True)
+    magnitude_scope: tuple[str, ...] = _f(("layer", "global"), "magnitude variants: layer (per-layer ratios), "
+                                          "global (one threshold), lamp (Lee et al. 2021) or erk (Evci et al. "
+                                          "2020) allocations of global_sparsity; a comma-separated list", search=True)
     global_sparsity: Range = _f((0.2, 0.95), "global magnitude sparsity range", search=True)
     taylor_batches: Range = _f((1, 8), "Taylor: batches to accumulate importance over", search=True)
     lottery_rounds: Range = _f((1, 5), "lottery: pruning rounds R", search=True)
@@ -258,8 +260,8 @@ def validate(cfg: SearchConfig) -> None:
         lo, hi = getattr(cfg, name)
         if not 0 < lo <= hi:
             raise bad(name.replace("_", "-"), f"{lo},{hi}", "lo,hi with 0 < lo <= hi")
-    if not set(cfg.magnitude_scope) <= {"layer", "global"} or not cfg.magnitude_scope:
-        raise bad("magnitude-scope", ",".join(cfg.magnitude_scope), "layer, global or layer,global")
+    if not set(cfg.magnitude_scope) <= set(MAGNITUDE_SCOPES) or not cfg.magnitude_scope:
+        raise bad("magnitude-scope", ",".join(cfg.magnitude_scope), f"a comma-separated subset of {', '.join(MAGNITUDE_SCOPES)}")
     if any(k < 0 for k in cfg.lottery_rewind_iter) or not cfg.lottery_rewind_iter:
         raise bad("lottery-rewind-iter", cfg.lottery_rewind_iter, "non-negative training iterations, e.g. 0,20")
     for name in ("val_fraction", "test_fraction"):

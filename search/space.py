@@ -22,6 +22,7 @@ import torch
 
 from pruners.fpgm import filter_layers
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
+from pruners.magnitude import GLOBAL_ALLOCATIONS
 from pruners.surgery import coupled_layers
 from search.config import SearchConfig
 from trainables.trial import SPARSITY_PREFIX
@@ -109,7 +110,7 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpe
     schedule = uses_schedule(cfg, model)
     ranges = tuple((name, getattr(cfg, name)) for name in
                    ("finetune_lr", *[s for m in cfg.methods for s in METHOD_SETTINGS.get(m, ())]))
-    if "magnitude" in cfg.methods and "global" in cfg.magnitude_scope:
+    if "magnitude" in cfg.methods and set(GLOBAL_ALLOCATIONS) & set(cfg.magnitude_scope):
         ranges += (("global_sparsity", cfg.global_sparsity),)
     if schedule:
         ranges += tuple((name, getattr(cfg, name)) for name in SCHEDULE_SETTINGS)
@@ -150,9 +151,9 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         fixed["method"] = method
     for name in ["finetune_lr", *METHOD_SETTINGS.get(method, ())]:
         _sample(trial, name, ranges[name], fixed)
-    if method == "magnitude" and trial.params.get("magnitude_scope", fixed.get("magnitude_scope")) == "global":
+    if method == "magnitude" and trial.params.get("magnitude_scope", fixed.get("magnitude_scope")) in GLOBAL_ALLOCATIONS:
         _sample(trial, "global_sparsity", ranges["global_sparsity"], fixed)
-        return fixed  # one global threshold: no per-layer ratios
+        return fixed  # one global target spread by the allocation: no per-layer ratios
     kinds = METHOD_LAYER_KINDS.get(method, ALL_KINDS)
     layers = [layer for layer in spec.layers if layer.kind in kinds]
     scheduled: dict[str, float] = {}
