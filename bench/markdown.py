@@ -35,7 +35,7 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 | `bench/concurrency.py` | trials per hour with 1 vs 2 concurrent trials on 2 cores, and the machine's own ceiling | >= 1.8x | CIFAR-10 subset, N=8 (~10 min) | `--n 12 --repeats 2` (~25 min) |
 """
 
-SECTION_ORDER = ("intro", "summary", "search_quality_digits", "search_quality_cifar10", "overhead_cifar10",
+SECTION_ORDER = ("intro", "summary", "baseline_recipe_cifar10", "baseline_recipe_digits", "search_quality_digits", "search_quality_cifar10", "overhead_cifar10",
                  "overhead_digits", "throughput_cifar10", "throughput_digits", "speedup", "concurrency_cifar10",
                  "concurrency_digits")
 
@@ -77,7 +77,7 @@ def update_section(key: str, body: str) -> None:
 
 
 # Result file name prefix -> the script that wrote it (and renders it).
-OWNERS = (("search_quality", "bench.search_quality"), ("overhead", "bench.overhead"),
+OWNERS = (("baseline_recipe", "bench.baseline_recipe"), ("search_quality", "bench.search_quality"), ("overhead", "bench.overhead"),
           ("throughput", "bench.throughput"), ("speedup", "bench.speedup"), ("concurrency", "bench.concurrency"))
 
 

@@ -154,15 +154,14 @@ def run_search(argv: Sequence[str], home: Path, name: str, log_path: Path | None
 def load_data_and_baseline(argv: Sequence[str], home: Path, log=lambda m: None):
     """Exactly the data and baseline a search with these flags uses (same cache, same key)."""
     from search.config import load_config
-    from trainables.baseline import BaselineSpec, get_baseline
+    from search.run import baseline_spec
+    from trainables.baseline import get_baseline
     from trainables.data import load_dataset
 
     cfg = load_config([*argv, "--home", str(home)])
     data = load_dataset(cfg.dataset, cfg.data_dir, home.resolve(), cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset)
-    spec = BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment,
-                        tuple(sorted(set(cfg.lottery_rewind_iter) | {0})))
-    baseline = get_baseline(spec, data, home.resolve(), log=log)
+    baseline = get_baseline(baseline_spec(cfg), data, home.resolve(), log=log)
     return cfg, data, baseline
 
 

@@ -67,17 +67,22 @@ def _study_exists(cfg: SearchConfig, home: Path, name: str) -> bool:
 
 
 def _prepare(cfg: SearchConfig, home: Path, log):
-    from trainables.baseline import BaselineSpec, get_baseline
+    from trainables.baseline import get_baseline
     from trainables.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset)
     log(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
         f"images {data.in_channels}x{data.image_size}x{data.image_size}")
-    base_epochs, _ = cfg.epochs
-    spec = BaselineSpec(cfg.model, base_epochs, cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment,
-                        tuple(sorted(set(cfg.lottery_rewind_iter) | {0})))
-    return data, get_baseline(spec, data, home, log=log)
+    return data, get_baseline(baseline_spec(cfg), data, home, log=log)
+
+
+def baseline_spec(cfg: SearchConfig):
+    """The dense baseline's recipe: what trains it, and what keys its cache entry."""
+    from trainables.baseline import BaselineSpec
+
+    return BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment_on,
+                        tuple(sorted(set(cfg.lottery_rewind_iter) | {0})), cfg.schedule)
 
 
 def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:

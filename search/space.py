@@ -116,7 +116,7 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpe
         ranges += tuple((name, getattr(cfg, name)) for name in SCHEDULE_SETTINGS)
     # `space` is the resolved one ("auto" becomes what it chose), so each trial's params say it.
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
-                 ("seed", cfg.seed), ("augment", cfg.augment), ("latency_batch", cfg.latency_batch),
+                 ("seed", cfg.seed), ("augment", cfg.augment_on), ("latency_batch", cfg.latency_batch),
                  ("space", "schedule" if schedule else "per-layer"))
     coupling = channel_coupling(model, example_input) if set(cfg.methods) & set(CHANNEL_METHODS) else {}
     return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling)), ranges, constants, schedule)

@@ -30,6 +30,9 @@ class BaselineSpec:
     seed: int
     augment: bool
     rewind_iters: tuple[int, ...] = (0,)
+    # Part of the cache key, like every field: a baseline trained with another schedule (or
+    # before this field existed) is never reused for this recipe.
+    schedule: str = "cosine"
 
     def key(self, data: DatasetBundle) -> str:
         blob = json.dumps({"spec": asdict(self), "data": data.fingerprint}, sort_keys=True)
@@ -66,7 +69,8 @@ def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=p
         log(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
             f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
         return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=blob["spec"])
-    log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs (cached afterwards at {path})")
+    log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
+        f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
     baseline = _train_baseline(spec, data, key, log)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -87,7 +91,7 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> B
 
     start = time.perf_counter()
     train(model, data.train, normalizer(data, spec.augment), epochs=spec.epochs, lr=spec.lr,
-          batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point)
+          batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point, schedule=spec.schedule)
     missing = set(spec.rewind_iters) - set(rewind)
     if missing:
         raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")

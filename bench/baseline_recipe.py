@@ -1,0 +1,95 @@
+"""The dense baseline a search starts from: val/test accuracy and training time of the default
+recipe (`python -m search.run --dataset cifar10` with no recipe flags: 45k/5k/5k split, 15 epochs,
+one-cycle LR, random crop + flip), trained by the product's own code and cached where a search
+finds it. `--arms default,plain` also trains the old recipe (no augmentation, cosine), side by side.
+A rerun on the same commit skips the arms already in its JSON (the training is the long part).
+
+    python bench/baseline_recipe.py                          # CIFAR-10 default recipe (~15-25 min on 2 cores)
+    python bench/baseline_recipe.py --arms default,plain     # and the recipe it replaced
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common, markdown  # noqa: E402
+
+ARMS = {"default": [], "plain": ["--augment", "false", "--baseline-schedule", "cosine"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
+    ap.add_argument("--arms", default="default", help=f"comma-separated: {', '.join(ARMS)} (default: default)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
+    args = ap.parse_args(argv)
+    name = f"baseline_recipe_{args.dataset}"
+    previous = _previous(name)
+    results = dict(previous.get("arms", {}))
+    for arm in args.arms.split(","):
+        if arm in results:
+            print(f"{arm}: already measured at {previous['machine']['commit']}, skipped")
+            continue
+        results[arm] = _train(args, arm)
+        payload = {"benchmark": "baseline_recipe", "command": common.command("baseline_recipe.py", argv),
+                   "machine": common.machine_info(), "dataset": args.dataset, "threads": args.threads,
+                   "arms": results}
+        common.write_json(name, payload)  # after every arm: an interrupted run keeps what it finished
+    markdown.update_section(name, markdown_section(_previous(name), name))
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+def _previous(name: str) -> dict:
+    """The JSON of an earlier run on this very commit, else nothing (other code, other figures)."""
+    path = common.RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    p = json.loads(path.read_text())
+    return p if p.get("machine", {}).get("commit") == common.git_commit() else {}
+
+
+def _train(args, arm: str) -> dict:
+    from search.config import load_config
+    from search.run import _prepare
+
+    flags = ["--dataset", args.dataset, "--home", str(args.home.resolve()), *ARMS[arm]]
+    if args.dataset == "cifar10":
+        flags += ["--data-dir", str(common.CIFAR_DIR)]
+    cfg = load_config(flags)
+    t0 = time.perf_counter()
+    with common.torch_threads(args.threads):
+        data, baseline = _prepare(cfg, args.home.resolve(), print)
+    return {"flags": ARMS[arm], "val_acc": baseline.metrics["val_acc"],
+            "test_acc": baseline.metrics["test_acc"], "train_s": baseline.metrics["train_s"],
+            "cached": baseline.cached, "wall_s": time.perf_counter() - t0, "baseline_key": baseline.key,
+            "epochs": cfg.epochs[0], "schedule": cfg.schedule, "augment": cfg.augment_on,
+            "split": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}}
+
+
+def markdown_section(p: dict, name: str) -> str:
+    lines = [f"## Dense baseline recipe: {p['dataset']}", "",
+             f"Command: `{p['command']}`  ", common.machine_line(p["machine"]) + f"; {p['threads']} torch threads", "",
+             "| arm | recipe | split (train/val/test) | val acc | test acc | training time |", "|---|---|---|---|---|---|"]
+    for arm, r in p["arms"].items():
+        split = r["split"]
+        lines.append(f"| {arm} | {r['epochs']:g} epochs, {r['schedule']}, augmentation "
+                     f"{'on' if r['augment'] else 'off'} | {split['train']}/{split['val']}/{split['test']} | "
+                     f"{r['val_acc']:.4f} | {r['test_acc']:.4f} | {r['train_s']:.0f}s"
+                     f"{' (cached: an earlier run)' if r['cached'] else ''} |")
+    return "\n".join(lines)
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    parts = [f"{arm}: val {r['val_acc']:.4f}, test {r['test_acc']:.4f}" for arm, r in p["arms"].items()]
+    return "; ".join(parts), "(report)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
