@@ -9,7 +9,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult
+from pruners.base import Masks, PruneContext, PruneResult, float_setting, str_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
@@ -36,10 +36,10 @@ def magnitude(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
     pruned = copy.deepcopy(model)
-    if settings.get("magnitude_scope", "layer") == "global":
+    if str_setting(settings, "magnitude_scope", "layer") == "global":
         # The global variant ranks every prunable layer together (the article's recipe).
         names = list(ratios) or list(prunable_layers(pruned))
-        masks = global_magnitude_masks(pruned, names, float(settings["global_sparsity"]))
+        masks = global_magnitude_masks(pruned, names, float_setting(settings, "global_sparsity"))
     else:
         masks = layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)
