@@ -67,6 +67,18 @@ def test_removes_filters_nearest_the_median_not_the_outliers():
     assert 4 not in fpgm_drop_indices(weight, 0.8)
 
 
+def test_criterion_is_the_geometric_median_not_the_mean():
+    # Three filters close together and two far out along one direction: the far ones pull the
+    # mean to filter 3, while the geometric median (smallest summed distance) is filter 2.
+    weight = torch.zeros(5, 2, 1, 1)
+    weight[:, :, 0, 0] = torch.tensor([[0.0, 1.0], [0.1, 1.0], [0.2, 1.0], [5.0, 1.0], [10.0, 1.0]])
+    flat = weight.flatten(1)
+    nearest_mean = (flat - flat.mean(dim=0)).norm(dim=1).argsort()
+    assert nearest_mean[:2].tolist() == [3, 2]  # the example separates the two criteria
+    assert fpgm_drop_indices(weight, 0.2) == [2]
+    assert fpgm_drop_indices(weight, 0.4) == [1, 2]
+
+
 def test_drop_count_ties_and_cap():
     same = torch.ones(4, 3)
     assert fpgm_drop_indices(same, 0.5) == [0, 1]  # equal scores: lower index first
