@@ -5,7 +5,7 @@ import io
 import math
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pruners.quantize import int8_scales, int8_values, quantize_int8_
@@ -88,12 +88,16 @@ def expected_weight_bytes(shape: tuple[int, ...], keep: torch.Tensor, int8: bool
     return min(dense, bitmask, csr) + 4 * len(shape) + (4 * rows if int8 else 0)
 
 
-shapes = st.one_of(st.tuples(st.integers(1, 12), st.integers(1, 40)),
+shapes = st.one_of(st.tuples(st.integers(1, 12), st.integers(1, 600)),
                    st.tuples(st.integers(1, 6), st.integers(1, 4), st.sampled_from([1, 3]), st.sampled_from([1, 3])))
+densities = st.sampled_from([0.0, 0.01, 0.05, 0.5, 1.0]) | st.floats(0.0, 1.0)
 
 
 @settings(max_examples=60, deadline=None)
-@given(shapes, st.floats(0.0, 1.0), st.booleans(), st.integers(0, 2**16))
+@given(shapes, densities, st.booleans(), st.integers(0, 2**16))
+@example((4, 512), 0.02, False, 0)  # CSR is the smallest
+@example((4, 512), 0.3, True, 0)  # bitmask + int8 values
+@example((3, 5), 0.9, False, 0)  # dense
 def test_encode_decode_round_trip_is_exact_and_size_follows_the_formula(shape, density, int8, seed):
     weight, keep, scales = masked_weight(shape, density, int8, seed)
     bias = torch.randn(shape[0], generator=torch.Generator().manual_seed(seed + 1))
