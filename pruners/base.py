@@ -22,6 +22,8 @@ class PruneContext:
     callables so that pruners stay free of training code, Ray and MLflow."""
 
     example_input: torch.Tensor
+    # The trial's seed, kept for the record: no method draws random numbers of its own; the
+    # data callables below carry the seed (batch order, retraining, recalibration).
     seed: int = 0
     # Yields (inputs, targets) training batches, already normalized, in a fixed order per seed.
     batches: Callable[[], Iterable[Batch]] | None = None
