@@ -4,7 +4,7 @@ the kind it declares (`Pruner.structural`, `Pruner.masked`), never from a list o
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -87,7 +87,7 @@ def prune_fresh(method: str, model_name: str, seed: int = 0) -> tuple[PruneResul
     return get_pruner(method)(dense, make_ratios(dense), SETTINGS, ctx), use
 
 
-@lru_cache(maxsize=None)
+@cache
 def prune(method: str, model_name: str, seed: int = 0) -> tuple[PruneResult, DataUse]:
     """Cached: the tests below only read the result."""
     return prune_fresh(method, model_name, seed)

@@ -3,6 +3,8 @@ threshold (magnitude), and the lottery schedule (geometric per-round fraction, m
 shrink, exact final sparsity). Example counts are kept small so the fast suite stays fast."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,4 +107,4 @@ def test_lottery_rounds_nest_masks_and_land_on_the_final_sparsity(rounds, layer_
         n = masks[0].numel()
         assert [int((~m).sum()) for m in masks] == lottery_mod.lottery_schedule(n, s, rounds)
         assert int((~masks[-1]).sum()) == round(s * n)
-        assert all(not torch.any(later & ~earlier) for earlier, later in zip(masks, masks[1:]))
+        assert all(not torch.any(later & ~earlier) for earlier, later in pairwise(masks))

@@ -9,11 +9,11 @@ from torch import nn
 
 from pruners.base import PruneContext
 from pruners.registry import get_pruner
-from trainables.baseline import normalizer
+from tests.trainables.helpers import small_digits
 from trainables import loops
+from trainables.baseline import normalizer
 from trainables.loops import DivergedError, distillation_loss, evaluate, recalibrate_bn, train
 from trainables.models import SimpleCNN
-from tests.trainables.helpers import small_digits
 
 
 def test_pruned_weights_stay_exactly_zero_through_fine_tuning_with_momentum_decay_and_distillation():
