@@ -93,6 +93,17 @@ def prune(method: str, model_name: str, seed: int = 0) -> tuple[PruneResult, Dat
     return prune_fresh(method, model_name, seed)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds contention on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(params=[(m, n) for m in sorted(PRUNERS) for n in MODELS], ids="-".join)
 def case(request) -> tuple[str, str]:
     return request.param
