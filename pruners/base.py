@@ -7,7 +7,7 @@ modified) plus the masks and kept-channel indices that describe exactly what was
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, SupportsFloat, SupportsInt
 
 import torch
 from torch import nn
@@ -22,7 +22,6 @@ class PruneContext:
     callables so that pruners stay free of training code, Ray and MLflow."""
 
     example_input: torch.Tensor
-    seed: int = 0
     # Yields (inputs, targets) training batches, already normalized, in a fixed order per seed.
     batches: Callable[[], Iterable[Batch]] | None = None
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy
@@ -47,11 +46,24 @@ class PruneResult:
     distill: bool = False
 
 
-class Pruner(Protocol):
-    """`ratios` maps a prunable module name to its sampled ratio; `settings` holds the method's
-    own search settings (e.g. `taylor_batches`), under the same keys as the search config."""
+PruneFn = Callable[[nn.Module, Mapping[str, float], Mapping[str, object], PruneContext], PruneResult]
+
+
+@dataclass(frozen=True)
+class Pruner:
+    """A registered method. `ratios` maps a prunable module name to its sampled ratio;
+    `settings` holds the method's own search settings (e.g. `taylor_batches`), under the same
+    keys as the search config.
+
+    What kind of result the method gives is declared here, so that code and tests ask the
+    method instead of keeping lists of names: `structural` methods physically remove output
+    channels (the result's `kept_channels`, a smaller dense model); `masked` methods zero single
+    weights (the result's `masks`). A method may be both (hybrid)."""
 
     name: str
+    fn: PruneFn
+    structural: bool
+    masked: bool
 
     def __call__(
         self,
@@ -59,4 +71,45 @@ class Pruner(Protocol):
         ratios: Mapping[str, float],
         settings: Mapping[str, object],
         ctx: PruneContext,
-    ) -> PruneResult: ...
+    ) -> PruneResult:
+        return self.fn(model, ratios, settings, ctx)
+
+
+# Settings arrive from Optuna, Ray Tune's config or a TOML file, so their values are typed
+# `object`; these read one and say which setting was wrong.
+_MISSING = object()
+
+
+def _get(settings: Mapping[str, object], key: str, default: object) -> object:
+    value = settings.get(key, default)
+    if value is _MISSING:
+        raise KeyError(f"missing setting {key!r}")
+    return value
+
+
+def int_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> int:
+    """An integer setting; integral floats (2.0) and numeric strings ("2") are accepted."""
+    value = _get(settings, key, default)
+    if isinstance(value, str):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, SupportsInt):
+        raise TypeError(f"setting {key!r} must be an integer, got {value!r}")
+    if isinstance(value, SupportsFloat) and float(value) != int(value):
+        raise ValueError(f"setting {key!r} must be an integer, got {value!r}")
+    return int(value)
+
+
+def float_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> float:
+    value = _get(settings, key, default)
+    if isinstance(value, str):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, SupportsFloat):
+        raise TypeError(f"setting {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def str_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> str:
+    value = _get(settings, key, default)
+    if not isinstance(value, str):
+        raise TypeError(f"setting {key!r} must be a string, got {value!r}")
+    return value

@@ -66,7 +66,7 @@ def fpgm_prune_(
     return kept
 
 
-@register("fpgm")
+@register("fpgm", structural=True, masked=False)
 def fpgm(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:

@@ -23,18 +23,18 @@ from torch import nn
 # Whole modules, not names: importing any method module first runs registry.py, which imports
 # this module while fpgm/magnitude may still be half-initialized.
 from pruners import fpgm, magnitude
-from pruners.base import PruneContext, PruneResult
+from pruners.base import PruneContext, PruneResult, float_setting
 from pruners.masking import apply_masks
 from pruners.registry import register
 
 MAX_FILTER_RATIO = 0.9
 
 
-@register("hybrid")
+@register("hybrid", structural=True, masked=True)
 def hybrid(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
-    filter_ratio = float(settings.get("hybrid_filter_ratio", 0.0))
+    filter_ratio = float_setting(settings, "hybrid_filter_ratio", 0.0)
     if not 0.0 <= filter_ratio < MAX_FILTER_RATIO:
         raise ValueError(f"hybrid_filter_ratio {filter_ratio} outside [0, {MAX_FILTER_RATIO})")
     pruned = copy.deepcopy(model)

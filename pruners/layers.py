@@ -4,9 +4,6 @@ from __future__ import annotations
 from torch import nn
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
-# Kinds drive the depth-aware bounds: first conv conservative, hidden FC aggressive,
-# the final classifier careful.
-KINDS = ("conv_early", "conv", "fc", "classifier")
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -15,6 +12,9 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def layer_kinds(model: nn.Module) -> dict[str, str]:
+    """Each prunable layer's kind: "conv_early" (the first conv), "conv", "fc" (a hidden Linear)
+    or "classifier" (the last Linear). Kinds drive the depth-aware bounds: first conv
+    conservative, hidden FC aggressive, the final classifier careful."""
     layers = prunable_layers(model)
     convs = [n for n, m in layers.items() if isinstance(m, nn.Conv2d)]
     linears = [n for n, m in layers.items() if isinstance(m, nn.Linear)]

@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult
+from pruners.base import Masks, PruneContext, PruneResult, int_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
@@ -64,8 +64,8 @@ def run_rounds(
         # The whole state dict, so BatchNorm running statistics rewind along with the weights.
         pruned.load_state_dict(rewind_state)
         apply_masks(pruned, masks)
-        if r < rounds - 1:
-            retrain(pruned, masks)  # type: ignore[misc]
+        if r < rounds - 1 and retrain is not None:  # not None whenever rounds > 1 (checked above)
+            retrain(pruned, masks)
     return pruned, history
 
 
@@ -73,8 +73,8 @@ def run_rounds(
 def lottery(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
-    rounds = int(settings["lottery_rounds"])  # type: ignore[arg-type]
-    k = int(settings["lottery_rewind_iter"])  # type: ignore[arg-type]
+    rounds = int_setting(settings, "lottery_rounds")
+    k = int_setting(settings, "lottery_rewind_iter")
     if k not in ctx.rewind_states:
         available = ", ".join(str(key) for key in sorted(ctx.rewind_states)) or "none"
         raise ValueError(f"lottery_rewind_iter={k} has no saved state; available: {available}")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pruners.allocation import erk_masks, lamp_masks
-from pruners.base import Masks, PruneContext, PruneResult
+from pruners.base import Masks, PruneContext, PruneResult, float_setting, str_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
@@ -44,11 +44,11 @@ def magnitude(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
     pruned = copy.deepcopy(model)
-    scope = str(settings.get("magnitude_scope", "layer"))
+    scope = str_setting(settings, "magnitude_scope", "layer")
     if scope in GLOBAL_ALLOCATIONS:
         # One target over every prunable layer (the article's recipe ranks them together).
         names = list(ratios) or list(prunable_layers(pruned))
-        masks = GLOBAL_ALLOCATIONS[scope](pruned, names, float(settings["global_sparsity"]))
+        masks = GLOBAL_ALLOCATIONS[scope](pruned, names, float_setting(settings, "global_sparsity"))
     else:
         masks = layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)

@@ -10,8 +10,6 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Masks
-
 
 def keep_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Drop exactly round(ratio * n) entries with the lowest score (ties broken by position,
@@ -61,13 +59,3 @@ def bind_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> Callable[
 
     return apply
 
-
-def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
-    total = sum(m.numel() for m in masks.values())
-    kept = sum(int(m.sum()) for m in masks.values())
-    return 1.0 - kept / total if total else 0.0
-
-
-def masks_from_zeros(model: nn.Module, names: list[str]) -> Masks:
-    params = dict(model.named_parameters())
-    return {n: params[n].detach() != 0 for n in names}

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pruners.base import Pruner
+from pruners.base import PruneFn, Pruner
 
 PRUNERS: dict[str, Pruner] = {}
 
 
-def register(name: str) -> Callable[[Callable], Callable]:
-    def add(fn: Callable) -> Callable:
+def register(name: str, *, structural: bool = False, masked: bool = True) -> Callable[[PruneFn], Pruner]:
+    """Register a method under `name`, declaring what it removes (see `pruners.base.Pruner`)."""
+    if not (structural or masked):
+        raise ValueError(f"pruner {name!r} must be structural, masked or both")
+
+    def add(fn: PruneFn) -> Pruner:
         if name in PRUNERS:
             raise ValueError(f"pruner {name!r} registered twice")
-        fn.name = name  # type: ignore[attr-defined]
-        PRUNERS[name] = fn  # type: ignore[assignment]
-        return fn
+        pruner = Pruner(name=name, fn=fn, structural=structural, masked=masked)
+        PRUNERS[name] = pruner
+        return pruner
 
     return add
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Batch, PruneContext, PruneResult
+from pruners.base import Batch, PruneContext, PruneResult, int_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
@@ -61,7 +61,7 @@ def taylor(
     if ctx.batches is None:
         raise ValueError("taylor needs training batches: PruneContext.batches is None")
     pruned = copy.deepcopy(model)
-    n_batches = int(settings["taylor_batches"])  # type: ignore[arg-type]
+    n_batches = int_setting(settings, "taylor_batches")
     importance = taylor_importance(pruned, list(ratios), ctx.batches(), n_batches, ctx.loss_fn)
     masks = {f"{n}.weight": keep_mask(importance[f"{n}.weight"], r) for n, r in ratios.items()}
     apply_masks(pruned, masks)

@@ -49,7 +49,7 @@ LOG_SETTINGS = ("finetune_lr",)
 
 class LayerBounds(NamedTuple):
     name: str
-    kind: str  # pruners.layers.KINDS
+    kind: str  # conv_early | conv | fc | classifier (pruners.layers.layer_kinds)
     lo: float
     hi: float
     depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers

@@ -13,6 +13,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from pruners.quantize import int8_values
+
 SEP = "::"
 
 
@@ -59,8 +61,7 @@ def encode(state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
             continue
         values2d = tensor.reshape(tensor.shape[0], -1)
         if name in int8_scales:
-            scales = int8_scales[name].reshape(-1, 1).float()
-            values2d = torch.round(values2d / scales).clamp(-127, 127).to(torch.int8)
+            values2d = int8_values(tensor, int8_scales[name].float()).reshape(values2d.shape)
             out[f"{name}{SEP}scale"] = int8_scales[name].float().clone()
         keep = masks[name].reshape(values2d.shape).cpu() if name in masks else torch.ones_like(values2d, dtype=torch.bool)
         out.update(_encode_sparse(name, values2d, keep, tensor.shape))

@@ -65,6 +65,16 @@ def batches(split: Split, batch_size: int, norm: Normalizer, gen: torch.Generato
         yield norm(split.x[idx].to(device), gen), split.y[idx].to(device)
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    """Hinton et al.: (1-a)*CE(student, y) + a*T^2*KL(softmax(teacher/T) || softmax(student/T)),
+    averaged over the batch. Both softmaxes are tempered; T^2 keeps the soft term's gradient
+    (which scales as 1/T^2) on the same scale as the hard term's at any temperature."""
+    soft_targets = F.log_softmax(teacher / temperature, dim=1)
+    kd = F.kl_div(F.log_softmax(student / temperature, dim=1), soft_targets, log_target=True, reduction="batchmean")
+    return (1 - alpha) * F.cross_entropy(student, targets) + alpha * temperature**2 * kd
+
+
 def train(
     model: nn.Module,
     split: Split,
@@ -108,12 +118,12 @@ def train(
             if on_iteration is not None:
                 on_iteration(step, model)
             out = model(x)
-            loss = F.cross_entropy(out, y)
-            if teacher is not None:
+            if teacher is None:
+                loss = F.cross_entropy(out, y)
+            else:
                 with torch.no_grad():
-                    soft = F.log_softmax(teacher(x) / kd_temperature, dim=1)
-                kd = F.kl_div(F.log_softmax(out / kd_temperature, dim=1), soft, log_target=True, reduction="batchmean")
-                loss = (1 - kd_alpha) * loss + kd_alpha * kd_temperature**2 * kd
+                    teacher_out = teacher(x)
+                loss = distillation_loss(out, teacher_out, y, kd_temperature, kd_alpha)
             if not torch.isfinite(loss):
                 raise DivergedError(f"loss became {loss.item()} at step {step} (lr={lr})")
             opt.zero_grad(set_to_none=True)

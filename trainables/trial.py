@@ -61,7 +61,6 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
 
     ctx = PruneContext(
         example_input=example,
-        seed=seed,
         batches=lambda: batches(data.train, bs, norm_eval, torch.Generator().manual_seed(seed), device),
         retrain=fine_tune,
         rewind_states={k: v for k, v in baseline.rewind_states.items()},

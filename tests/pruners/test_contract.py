@@ -1,114 +1,203 @@
-"""The contract every registered method honours, run over the whole registry (as Optuna runs
-one test class over every sampler)."""
+"""The contract every registered method honours, run over the whole registry and two models
+(as Optuna runs one test class over every sampler). What a method must deliver follows from
+the kind it declares (`Pruner.structural`, `Pruner.masked`), never from a list of names here."""
 from __future__ import annotations
 
 import copy
+from functools import cache
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from pruners.base import PruneContext
+from pruners.base import PruneContext, PruneResult
+from pruners.fpgm import filter_layers
+from pruners.layers import prunable_layers
 from pruners.masking import apply_masks
 from pruners.registry import PRUNERS, get_pruner
-from trainables.models import SimpleCNN
+from pruners.surgery import out_channels, rebuild
+from tests.pruners.helpers import randomize_bn_
+from trainables.models import build_model
 
-RATIOS = {"conv1": 0.1, "conv2": 0.5, "fc1": 0.9, "fc2": 0.3}
+MODELS = ("simplecnn", "resnet20")
+# Filter layers (convs, hidden FC) all get FILTER_RATIO, the filter fraction hybrid uses too, so
+# every structural method must keep n - round(FILTER_RATIO * n) channels of an n-channel layer.
+FILTER_RATIO, CLASSIFIER_RATIO = 0.25, 0.5
 SETTINGS = {"magnitude_scope": "layer", "global_sparsity": 0.5, "taylor_batches": 2, "lottery_rounds": 2,
-            "lottery_rewind_iter": 0, "hybrid_filter_ratio": 0.25, "hybrid_temperature": 4.0, "hybrid_alpha": 0.5}
-FILTER_METHODS = {"fpgm"}  # ratio = fraction of filters, no weight masks
-STRUCTURAL_KINDS = ("conv1", "conv2", "fc1")
+            "lottery_rewind_iter": 0, "hybrid_filter_ratio": FILTER_RATIO, "hybrid_temperature": 4.0,
+            "hybrid_alpha": 0.5}
 
 
-def make_dense():
-    torch.manual_seed(0)
-    return SimpleCNN(1, 10, 8, width=8).eval()
+def make_dense(model_name: str, init_seed: int = 0) -> nn.Module:
+    torch.manual_seed(init_seed)
+    return randomize_bn_(build_model(model_name, 1, 10, 8))
 
 
-def make_ctx(seed: int = 0) -> PruneContext:
-    gen = torch.Generator().manual_seed(123)
+def make_ratios(model: nn.Module) -> dict[str, float]:
+    filters = set(filter_layers(model, prunable_layers(model)))
+    return {name: FILTER_RATIO if name in filters else CLASSIFIER_RATIO for name in prunable_layers(model)}
+
+
+class DataUse:
+    """Counts what the method read from the context's data callables."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
+def make_ctx(model_name: str, seed: int, use: DataUse) -> PruneContext:
+    """Everything data-dependent comes from `seed`, as in a trial."""
+    gen = torch.Generator().manual_seed(seed)
     xs, ys = torch.randn(64, 1, 8, 8, generator=gen), torch.randint(0, 10, (64,), generator=gen)
-    init = make_dense().state_dict()
 
     def batches():
+        use.calls += 1
         for i in range(0, 64, 16):
             yield xs[i : i + 16], ys[i : i + 16]
 
     def retrain(model, masks):
+        use.calls += 1
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         model.train()
-        for x, y in batches():
+        for i in range(0, 64, 16):
             opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
+            F.cross_entropy(model(xs[i : i + 16]), ys[i : i + 16]).backward()
             opt.step()
             apply_masks(model, masks)
         model.eval()
 
     def recalibrate(model):
+        use.calls += 1
         model.train()
         with torch.no_grad():
-            for x, _ in batches():
-                model(x)
+            model(xs)
         model.eval()
 
-    return PruneContext(example_input=xs[:2], seed=seed, batches=batches, retrain=retrain,
-                        rewind_states={0: {k: v.clone() for k, v in init.items()}}, recalibrate_bn=recalibrate)
+    init = make_dense(model_name, init_seed=1).state_dict()  # lottery's rewind point k=0
+    return PruneContext(example_input=xs[:2], batches=batches, retrain=retrain, recalibrate_bn=recalibrate,
+                        rewind_states={0: init})
 
 
-def prune(method: str):
-    torch.manual_seed(0)
-    return get_pruner(method)(make_dense(), RATIOS, SETTINGS, make_ctx())
+def prune_fresh(method: str, model_name: str, seed: int = 0) -> tuple[PruneResult, DataUse]:
+    use = DataUse()
+    dense = make_dense(model_name)
+    ctx = make_ctx(model_name, seed, use)
+    torch.manual_seed(seed)  # as the trial does before pruning
+    return get_pruner(method)(dense, make_ratios(dense), SETTINGS, ctx), use
 
 
-@pytest.fixture(params=sorted(PRUNERS))
-def method(request):
+@cache
+def prune(method: str, model_name: str, seed: int = 0) -> tuple[PruneResult, DataUse]:
+    """Cached: the tests below only read the result."""
+    return prune_fresh(method, model_name, seed)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds contention on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(params=[(m, n) for m in sorted(PRUNERS) for n in MODELS], ids="-".join)
+def case(request) -> tuple[str, str]:
     return request.param
 
 
-def test_masks_are_bool_and_shaped_like_their_parameters(method):
-    result = prune(method)
-    params = dict(result.model.named_parameters())
-    for name, mask in result.masks.items():
-        assert mask.dtype == torch.bool
-        assert mask.shape == params[name].shape
-        assert torch.all(params[name][~mask] == 0)
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
-def test_achieved_sparsity_matches_the_request(method):
-    result = prune(method)
-    layers = dict(result.model.named_modules())
-    dense_layers = dict(make_dense().named_modules())
-    if method in FILTER_METHODS:
-        for name in STRUCTURAL_KINDS:
-            n = dense_layers[name].weight.shape[0]
-            assert layers[name].weight.shape[0] == n - round(RATIOS[name] * n)
+def tensors_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def same_result(a: PruneResult, b: PruneResult) -> bool:
+    return (tensors_equal(a.model.state_dict(), b.model.state_dict()) and tensors_equal(a.masks, b.masks)
+            and a.kept_channels == b.kept_channels)
+
+
+def test_every_method_declares_what_it_removes():
+    for pruner in PRUNERS.values():
+        assert pruner.structural or pruner.masked, pruner.name
+
+
+def test_result_carries_masks_and_kept_channels_exactly_as_declared(case):
+    method, model_name = case
+    result, _ = prune(method, model_name)
+    pruner = get_pruner(method)
+    assert bool(result.masks) == pruner.masked
+    assert bool(result.kept_channels) == pruner.structural
+
+
+def test_masked_methods_drop_the_exact_count_and_zero_it(case):
+    method, model_name = case
+    result, _ = prune(method, model_name)
+    if not get_pruner(method).masked:  # then it zeroes no single weight either
+        assert result.masks == {}
+        assert all(torch.count_nonzero(m.weight) == m.weight.numel() for m in prunable_layers(result.model).values())
         return
-    for name, ratio in RATIOS.items():
+    ratios = make_ratios(make_dense(model_name))
+    params = dict(result.model.named_parameters())
+    assert set(result.masks) == {f"{name}.weight" for name in ratios}
+    for name, ratio in ratios.items():
         mask = result.masks[f"{name}.weight"]
+        assert mask.dtype == torch.bool and mask.shape == params[f"{name}.weight"].shape
         assert int((~mask).sum()) == round(ratio * mask.numel()), name
+        assert torch.count_nonzero(params[f"{name}.weight"][~mask]) == 0, name
 
 
-def test_output_is_deterministic_per_seed(method):
-    a, b = prune(method), prune(method)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        assert torch.equal(sa[k], sb[k]), k
-    assert {k: v.tolist() for k, v in a.masks.items()} == {k: v.tolist() for k, v in b.masks.items()}
+def test_structural_methods_keep_the_requested_channels_and_shrink_the_model(case):
+    method, model_name = case
+    result, _ = prune(method, model_name)
+    dense = make_dense(model_name)
+    dense_layers, layers = prunable_layers(dense), prunable_layers(result.model)
+    if not get_pruner(method).structural:
+        assert n_params(result.model) == n_params(dense)
+        assert all(layers[n].weight.shape == m.weight.shape for n, m in dense_layers.items())
+        return
+    assert set(result.kept_channels) == set(filter_layers(dense, dense_layers))  # classifier excluded
+    for name, kept in result.kept_channels.items():
+        n = out_channels(dense_layers[name])
+        assert len(kept) == n - round(FILTER_RATIO * n), name
+        assert kept == sorted(set(kept)) and 0 <= kept[0] and kept[-1] < n, name
+        assert out_channels(layers[name]) == len(kept), name
+    assert n_params(result.model) < n_params(dense)
+    # The kept indices describe the surgery completely: the baseline rebuilds to the same shapes.
+    rebuilt = rebuild(dense, result.kept_channels, torch.zeros(1, 1, 8, 8))
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
+        {k: v.shape for k, v in result.model.state_dict().items()}
 
 
-def test_forward_pass_has_no_nan(method):
-    result = prune(method)
-    out = result.model.eval()(torch.randn(4, 1, 8, 8))
-    assert out.shape == (4, 10)
-    assert torch.isfinite(out).all()
+def test_same_seed_gives_identical_results(case):
+    method, model_name = case
+    assert same_result(prune_fresh(method, model_name, seed=0)[0], prune(method, model_name, seed=0)[0])
 
 
-def test_dense_baseline_is_left_untouched(method):
-    dense = make_dense()
+def test_result_depends_on_the_seed_exactly_when_the_method_reads_data(case):
+    # A method that reads no data must not draw random numbers either; one that reads the
+    # (seed-dependent) data must actually use it.
+    method, model_name = case
+    (a, use), (b, _) = prune(method, model_name, seed=0), prune(method, model_name, seed=1)
+    assert same_result(a, b) == (use.calls == 0)
+
+
+def test_pruned_model_runs_with_finite_outputs(case):
+    method, model_name = case
+    result, _ = prune(method, model_name)
+    out = result.model.eval()(torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(5)))
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+
+
+def test_dense_baseline_is_left_untouched(case):
+    method, model_name = case
+    dense = make_dense(model_name)
     before = copy.deepcopy(dense.state_dict())
-    get_pruner(method)(dense, RATIOS, SETTINGS, make_ctx())
-    after = dense.state_dict()
-    for k in before:
-        assert torch.equal(before[k], after[k]), k
+    get_pruner(method)(dense, make_ratios(dense), SETTINGS, make_ctx(model_name, 0, DataUse()))
+    assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())
     assert not dense.training

@@ -37,6 +37,23 @@ def reference_drop(weight: torch.Tensor, ratio: float) -> list[int]:
     return sorted(sorted(range(n), key=lambda i: (scores[i], i))[:n_drop])
 
 
+def clustered_filters_(model: nn.Module) -> nn.Module:
+    """Give every filter layer three clusters of filters (about 5/8, 2/8 and 1/8 of them, the
+    smallest far out), as redundant trained filters look. Random-init filters are not enough:
+    in high dimension the summed distance to the others ranks them like the distance to the
+    mean, so a distance-to-mean FPGM would pass; with clusters the two criteria disagree."""
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name in ("conv1", "conv2", "fc1"):
+            weight = getattr(model, name).weight
+            n, dim = weight.shape[0], weight[0].numel()
+            centers = torch.randn(3, dim, generator=gen) * torch.tensor([[1.0], [1.0], [4.0]])
+            cluster = torch.tensor([0] * (n - n // 4 - n // 8) + [1] * (n // 4) + [2] * (n // 8))
+            cluster = cluster[torch.randperm(n, generator=gen)]
+            weight.copy_((centers[cluster] + 0.3 * torch.randn(n, dim, generator=gen)).view_as(weight))
+    return model
+
+
 def prune(model, ratios=RATIOS):
     return get_pruner("fpgm")(model, ratios, {}, PruneContext(example_input=example()))
 
@@ -53,7 +70,7 @@ def n_params(model) -> int:
 
 
 def test_drops_exactly_the_reference_filters():
-    base = make_model()
+    base = clustered_filters_(make_model())
     result = prune(base)
     for name in ("conv1", "conv2", "fc1"):
         weight = getattr(base, name).weight
@@ -65,6 +82,18 @@ def test_removes_filters_nearest_the_median_not_the_outliers():
     weight[:, 0, 0, 0] = torch.tensor([0.0, 0.1, -0.1, 0.05, 5.0])  # filter 4 is the outlier
     assert fpgm_drop_indices(weight, 0.4) == [0, 3]
     assert 4 not in fpgm_drop_indices(weight, 0.8)
+
+
+def test_criterion_is_the_geometric_median_not_the_mean():
+    # Three filters close together and two far out along one direction: the far ones pull the
+    # mean to filter 3, while the geometric median (smallest summed distance) is filter 2.
+    weight = torch.zeros(5, 2, 1, 1)
+    weight[:, :, 0, 0] = torch.tensor([[0.0, 1.0], [0.1, 1.0], [0.2, 1.0], [5.0, 1.0], [10.0, 1.0]])
+    flat = weight.flatten(1)
+    nearest_mean = (flat - flat.mean(dim=0)).norm(dim=1).argsort()
+    assert nearest_mean[:2].tolist() == [3, 2]  # the example separates the two criteria
+    assert fpgm_drop_indices(weight, 0.2) == [2]
+    assert fpgm_drop_indices(weight, 0.4) == [1, 2]
 
 
 def test_drop_count_ties_and_cap():

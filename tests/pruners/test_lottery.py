@@ -147,6 +147,29 @@ def test_retrain_changes_weights_so_rounds_score_retrained_weights(setup):
     assert not torch.equal(seen[0]["fc1.weight"], states[0]["fc1.weight"])
 
 
+def test_each_round_drops_the_smallest_survivors_of_the_weights_it_was_given(setup):
+    # Round 0 scores the trained input model; round r > 0 scores what round r-1's retraining
+    # produced, never the dense weights again, the rewind point's, or a random pick.
+    model, states = setup
+    scored = [state_copy(model)]
+
+    def retrain(m, masks):
+        with torch.no_grad():  # new weights in a new order, so a stale score cannot agree
+            for p in m.parameters():
+                p.normal_(generator=torch.Generator().manual_seed(len(scored)))
+        apply_masks(m, masks)
+        scored.append(state_copy(m))
+
+    _, history = lottery_mod.run_rounds(model, RATIOS, ROUNDS, states[0], retrain)
+    alive = {key: torch.ones_like(mask) for key, mask in history[0].items()}
+    for weights, masks in zip(scored, history):
+        for key, mask in masks.items():
+            dropped_now, kept = alive[key] & ~mask, mask
+            magnitude = weights[key].abs()
+            assert magnitude[dropped_now].max() <= magnitude[kept].min(), key
+        alive = masks
+
+
 def test_rewind_point_selects_saved_weights(setup):
     model, states = setup
     assert not torch.equal(states[0]["conv1.weight"], states[2]["conv1.weight"])

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import io
+import math
 
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from pruners.quantize import quantize_int8_
+from pruners.quantize import int8_scales, int8_values, quantize_int8_
 from trainables import compress
 from trainables.models import SimpleCNN
 
@@ -64,3 +67,43 @@ def test_size_bytes_is_what_is_saved_up_to_the_container_overhead():
     overhead = buf.tell() - compress.size_bytes(enc)
     # torch.save is a zip: a local header, 64-byte alignment and a central-directory entry per tensor.
     assert 0 < overhead < 400 * len(enc) + 4096
+
+
+def masked_weight(shape: tuple[int, ...], density: float, int8: bool, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.rand(shape, generator=gen) < density
+    weight = torch.randn(shape, generator=gen) * keep
+    scales = int8_scales(weight) if int8 else None
+    if scales is not None:  # the weight as quantize_int8_ leaves it: int8 values times scales
+        weight = int8_values(weight, scales).float() * scales.view(-1, *[1] * (weight.dim() - 1))
+    return weight, keep, scales
+
+
+def expected_weight_bytes(shape: tuple[int, ...], keep: torch.Tensor, int8: bool) -> int:
+    """The cheapest of dense, bitmask + values and CSR, plus the stored shape (and scales)."""
+    rows, numel, nnz = shape[0], keep.numel(), int(keep.sum())
+    value, col = (1 if int8 else 4), (2 if numel // rows <= 32767 else 4)
+    dense, bitmask = numel * value, math.ceil(numel / 8) + nnz * value
+    csr = nnz * (value + col) + (rows + 1) * 4
+    return min(dense, bitmask, csr) + 4 * len(shape) + (4 * rows if int8 else 0)
+
+
+shapes = st.one_of(st.tuples(st.integers(1, 12), st.integers(1, 600)),
+                   st.tuples(st.integers(1, 6), st.integers(1, 4), st.sampled_from([1, 3]), st.sampled_from([1, 3])))
+densities = st.sampled_from([0.0, 0.01, 0.05, 0.5, 1.0]) | st.floats(0.0, 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, densities, st.booleans(), st.integers(0, 2**16))
+@example((4, 512), 0.02, False, 0)  # CSR is the smallest
+@example((4, 512), 0.3, True, 0)  # bitmask + int8 values
+@example((3, 5), 0.9, False, 0)  # dense
+def test_encode_decode_round_trip_is_exact_and_size_follows_the_formula(shape, density, int8, seed):
+    weight, keep, scales = masked_weight(shape, density, int8, seed)
+    bias = torch.randn(shape[0], generator=torch.Generator().manual_seed(seed + 1))
+    state = {"layer.weight": weight, "layer.bias": bias}
+    encoded = compress.encode(state, {"layer.weight": keep}, {"layer.weight": scales} if int8 else None)
+    decoded = compress.decode(encoded)
+    assert decoded.keys() == state.keys()
+    assert all(torch.equal(decoded[k], state[k]) for k in state)
+    assert compress.size_bytes(encoded) == expected_weight_bytes(shape, keep, int8) + 4 * shape[0]

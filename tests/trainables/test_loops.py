@@ -5,13 +5,15 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from pruners.base import PruneContext
 from pruners.registry import get_pruner
-from trainables.baseline import normalizer
-from trainables.loops import DivergedError, evaluate, recalibrate_bn, train
-from trainables.models import SimpleCNN
 from tests.trainables.helpers import small_digits
+from trainables import loops
+from trainables.baseline import normalizer
+from trainables.loops import DivergedError, distillation_loss, evaluate, recalibrate_bn, train
+from trainables.models import SimpleCNN
 
 
 def test_pruned_weights_stay_exactly_zero_through_fine_tuning_with_momentum_decay_and_distillation():
@@ -59,3 +61,72 @@ def test_bn_recalibration_changes_statistics_but_not_weights():
     assert model.bn1.momentum == 0.1 and not model.training
     for k, v in model.named_parameters():
         assert torch.equal(v, weights[k])
+
+
+def test_bn_recalibration_forgets_the_old_statistics():
+    # The statistics must be those of the data alone: reset first, then a plain average.
+    data = small_digits()
+    norm = normalizer(data, False)
+    torch.manual_seed(0)
+    model = SimpleCNN(1, 10, 8)
+    recalibrated = []
+    for stale in (5.0, -3.0):
+        for bn in (model.bn1, model.bn2):
+            bn.running_mean.fill_(stale)
+            bn.running_var.fill_(abs(stale))
+            bn.num_batches_tracked.fill_(1000)
+        recalibrate_bn(model, data.train, norm, n_batches=1, batch_size=len(data.train))
+        recalibrated.append({k: v.clone() for k, v in model.state_dict().items() if "running" in k})
+    assert recalibrated[0].keys() == recalibrated[1].keys()
+    for k in recalibrated[0]:
+        torch.testing.assert_close(recalibrated[0][k], recalibrated[1][k])
+    with torch.no_grad():  # one batch of the whole split: the statistics of bn1's input exactly
+        h = model.conv1(norm(data.train.x))
+    torch.testing.assert_close(model.bn1.running_mean, h.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(model.bn1.running_var, h.var(dim=(0, 2, 3), unbiased=True))
+
+
+LOGITS = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]]), torch.tensor([[1.0, 0.0, -1.0], [-1.0, 2.0, 0.5]])
+TARGETS = torch.tensor([0, 2])
+
+
+def test_distillation_loss_is_hintons_tempered_kl_scaled_by_t_squared():
+    student, teacher = LOGITS
+    t, alpha = 4.0, 0.3
+    p_teacher = torch.softmax(teacher / t, dim=1)  # tempered teacher
+    kl = (p_teacher * (p_teacher.log() - torch.log_softmax(student / t, dim=1))).sum(dim=1).mean()
+    expected = (1 - alpha) * nn.functional.cross_entropy(student, TARGETS) + alpha * t**2 * kl
+    torch.testing.assert_close(distillation_loss(student, teacher, TARGETS, t, alpha), expected)
+
+
+def test_soft_target_gradient_is_t_times_the_tempered_probability_gap():
+    # d/dz [T^2 KL(p_t || p_s)] = T (softmax(z/T) - softmax(v/T)) / batch: with the T^2 factor the
+    # soft targets' gradient does not fade as T grows (Hinton et al., section 2).
+    teacher = LOGITS[1]
+    for t in (1.0, 4.0, 10.0):
+        student = LOGITS[0].clone().requires_grad_()
+        distillation_loss(student, teacher, TARGETS, t, alpha=1.0).backward()
+        gap = torch.softmax(student.detach() / t, dim=1) - torch.softmax(teacher / t, dim=1)
+        torch.testing.assert_close(student.grad, t * gap / len(teacher))
+
+
+def test_fine_tuning_distills_from_the_teachers_logits(monkeypatch):
+    data = small_digits(64)
+    norm = normalizer(data, False)
+    torch.manual_seed(0)
+    student, teacher = SimpleCNN(1, 10, 8), SimpleCNN(1, 10, 8).eval()
+    calls = []
+
+    def spy(out, teacher_out, targets, temperature, alpha):
+        calls.append((teacher_out, temperature, alpha))
+        return distillation_loss(out, teacher_out, targets, temperature, alpha)
+
+    monkeypatch.setattr(loops, "distillation_loss", spy)
+    train(student, data.train, norm, epochs=1, lr=0.01, batch_size=64, seed=0, teacher=teacher,
+          kd_temperature=3.0, kd_alpha=0.7)
+    assert len(calls) == 1
+    teacher_out, temperature, alpha = calls[0]
+    x = next(loops.batches(data.train, 64, norm, torch.Generator().manual_seed(0)))[0]
+    with torch.no_grad():
+        torch.testing.assert_close(teacher_out, teacher(x))
+    assert (temperature, alpha) == (3.0, 0.7)
