@@ -106,7 +106,7 @@ def fronts_html(points: Sequence[Point], title: str, cost_label: str, dense_acc:
         for i, (method, pts) in enumerate(sorted(by_method.items())):
             color = COLORS[i % len(COLORS)]
             body += _method(s, method, pts, color, cost_label)
-            legend.append((f"{method} ({len(pts)} trials)", color, ""))
+            legend.append((f"{method} ({len(pts)} trial{'' if len(pts) == 1 else 's'})", color, ""))
         body.append(f'<polyline class="combined-front" points="{_steps(s, front(points))}" fill="none" '
                     'stroke="#000" stroke-width="1" stroke-dasharray="5,4"/>')
         legend.append(("combined front", "#000", "5,4"))
