@@ -215,6 +215,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     from mlflow_config import tracking
     from search import report
     from search.resume import mark_orphans_failed
+    from search.ui import runs_link
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
@@ -231,8 +232,6 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
     tracking.finish_run(client, rec.parent_run_id, ok=True)
     log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
-    from search.ui import runs_link
-
     remote = rec.tracking_uri.startswith(("http://", "https://"))
     start = "" if remote else f"  python -m search.ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"

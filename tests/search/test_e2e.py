@@ -2,6 +2,8 @@
 MLflow contract other tools rely on (see README "What MLflow holds")."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -84,6 +86,10 @@ def test_second_search_reuses_the_cached_baseline(digits_search, capsys):
     out = capsys.readouterr().out
     assert again.exit_code == 0
     assert "reusing cached dense model" in out and "training dense" not in out
+    # The closing lines say where to look, and a captured (non-terminal) output is plain lines.
+    assert f"/#/experiments/{again.experiment_id}/runs?workflowType=machine_learning" in out
+    assert f"python -m search.dashboard --home {again.home}" in out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no \r rewrites, no ANSI colours
 
 
 def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):

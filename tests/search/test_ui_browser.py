@@ -61,17 +61,23 @@ def ui_server(chromium, digits_search, tmp_path):
         stop_group(proc)
 
 
-def browse(url: str, tmp_path: Path, screenshot: Path | None = None) -> str:
+def browse(url: str, tmp_path: Path, shot: Path | None = None, tries: int = 2) -> str:
     """The DOM after the page settled (and a screenshot). Chromium's exit code means nothing, and
-    a fresh profile per call: a URL differing only after '#' would not reload."""
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"
-    action = [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *action, url],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    try:
-        return proc.communicate(timeout=120)[0]
-    finally:
-        stop_group(proc, grace_s=5)
+    a fresh profile per call: a URL differing only after '#' would not reload. Starved of CPU on a
+    loaded machine, a headless Chromium can hang past its virtual time: stopped, tried again."""
+    action = [f"--screenshot={shot}"] if shot else ["--dump-dom"]
+    for attempt in range(1, tries + 1):
+        profile = tmp_path / f"profile-{time.monotonic_ns()}"
+        proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *action, url],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        try:
+            return proc.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            if attempt == tries:
+                raise
+        finally:
+            stop_group(proc, grace_s=5)
+    return ""  # not reached: the last try returns or raises
 
 
 def browse_until(url: str, tmp_path: Path, *expected: str, tries: int = 3) -> str:
