@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BUDGET ?= 50
 
-.PHONY: install demo test test-fast bench ui clean
+.PHONY: install demo test test-fast bench ui dashboard clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,9 @@ bench: install
 
 ui: install
 	$(BIN)/python -m search.ui
+
+dashboard: install
+	$(BIN)/python -m search.dashboard
 
 clean:
 	rm -rf .prune-search test-artifacts

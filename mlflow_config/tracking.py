@@ -18,6 +18,9 @@ from mlflow.tracking import MlflowClient
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
+# Without it MLflow 3's UI opens an experiment on its GenAI overview (traces, evaluations); with it,
+# on the runs table and its chart view, where training runs belong.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class TrackingError(Exception):
@@ -46,10 +49,14 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment, marked as model development (also when an older search created it)."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    if exp is None:
+        return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
+    if any(exp.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):
+        for k, v in EXPERIMENT_TAGS.items():
+            client.set_experiment_tag(exp.experiment_id, k, v)
+    return exp.experiment_id
 
 
 def start_run(client: MlflowClient, experiment_id: str, name: str, tags: Mapping[str, str] | None = None,

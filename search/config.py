@@ -218,7 +218,7 @@ def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
         description="Search per-layer pruning ratios and methods for the best accuracy-vs-size Pareto front. "
         "Ray Tune runs the trials, Optuna (multi-objective) steers them, MLflow records everything.",
         epilog="Example: python -m search.run --budget 50 --dataset digits   "
-        "Then: mlflow ui --backend-store-uri sqlite:///$PWD/.prune-search/mlflow.db --host 127.0.0.1",
+        "Then: python -m search.ui (MLflow UI) and python -m search.dashboard (optuna-dashboard)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file with any of the settings below (flags win)")

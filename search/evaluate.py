@@ -11,6 +11,8 @@ from pathlib import Path
 
 from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_image_folder,
                               load_trial, open_store, quiet_progress_bars, trial_threads)
+from trainables.data import Split
+from trainables.progress import Ticker
 
 
 def build_parser() -> OneLineParser:
@@ -29,15 +31,17 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def evaluate_trial(trial: Trial, test_dir: Path | None = None) -> dict[str, float]:
-    """Accuracies of the rebuilt model: val_acc, test_acc and, with test_dir, test_dir_acc."""
+def evaluate_trial(trial: Trial, test_split: Split | None = None) -> dict[str, float]:
+    """Accuracies of the rebuilt model: val_acc, test_acc and, with test_split, test_dir_acc."""
     from trainables.loops import evaluate
 
+    splits = {"val_acc": trial.data.val, "test_acc": trial.data.test, "test_dir_acc": test_split}
+    out = {}
     with trial_threads(trial.parent):
-        out = {"val_acc": evaluate(trial.model, trial.data.val, trial.norm),
-               "test_acc": evaluate(trial.model, trial.data.test, trial.norm)}
-        if test_dir is not None:
-            out["test_dir_acc"] = evaluate(trial.model, load_image_folder(test_dir, trial.data), trial.norm)
+        for key, split in splits.items():
+            if split is not None:
+                ticker = Ticker(f"evaluating {key.removesuffix('_acc')}", len(split))
+                out[key] = evaluate(trial.model, split, trial.norm, on_batch=ticker.update)
     return out
 
 
@@ -47,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         client, uri = open_store(args.tracking_uri, args.home)
         trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
-        if args.test_dir is not None:
-            load_image_folder(args.test_dir, trial.data)  # bad folder: one line before any output
-        acc = evaluate_trial(trial, args.test_dir)
+        # A bad folder is one line before any result; decoded once.
+        test_split = None if args.test_dir is None else load_image_folder(args.test_dir, trial.data)
+        acc = evaluate_trial(trial, test_split)
     except ReproduceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
-"""`python -m search.export --run-id RUN --format state_dict|torchscript|onnx --out PATH`.
+"""`python -m search.export --run-id RUN [--format state_dict|torchscript|onnx --out PATH] [--register NAME]`.
 
 Writes a trial's pruned model as rebuilt from MLflow (physically smaller for the structural
 methods fpgm and hybrid; masked methods keep dense shapes with zeros), then loads the written
 file back and checks it gives the rebuilt model's outputs on validation images (exit 1 if not).
+`--register NAME` logs it as an MLflow PyTorch model of the trial's run and registers a new
+version of NAME (search.register).
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from search.register import check_name, register_trial
 from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_trial,
                               open_store, quiet_progress_bars)
+from trainables.progress import step
 
 FORMATS = ("state_dict", "torchscript", "onnx")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # export (onnx, onnxscript) and the check (onnxruntime)
@@ -30,17 +34,34 @@ def build_parser() -> OneLineParser:
         "and reproduces the model's outputs (max abs diff printed; exit 1 above "
         f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: search.reproduce.load_trial "
         "rebuilds it); torchscript: traced, loads with torch.jit.load alone; onnx: needs "
-        f"{', '.join(ONNX_PACKAGES)}.",
-        epilog="Example: python -m search.export --run-id 573e58a7... --format onnx --out pruned.onnx")
+        f"{', '.join(ONNX_PACKAGES)}. --register NAME: log it as an MLflow PyTorch model (signature, input "
+        "example) and register a new version of NAME, tagged with the search, method and metrics.",
+        epilog="Examples: python -m search.export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
+        "python -m search.export --run-id 573e58a7... --register digits-pruned")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="file format to write")
-    parser.add_argument("--out", required=True, type=Path, help="file to write (its folder is created)")
+    parser.add_argument("--format", choices=FORMATS, help="file format to write (with --out)")
+    parser.add_argument("--out", type=Path, help="file to write (its folder is created)")
+    parser.add_argument("--register", metavar="NAME", default=None,
+                        help="register the model in MLflow's model registry as a new version of NAME")
     add_data_args(parser)
     add_store_args(parser)
     return parser
 
 
-def check_format_available(fmt: str) -> None:
+def check_targets(args) -> None:
+    if (args.format is None) != (args.out is None):
+        given, missing = ("--format", "--out") if args.out is None else ("--out", "--format")
+        raise ReproduceError(f"{missing}: required with {given}; expected both --format FORMAT --out PATH")
+    if args.format is None and args.register is None:
+        raise ReproduceError("--format/--out or --register: nothing to do; expected --format FORMAT --out PATH, "
+                             "--register NAME, or both")
+    if args.register is not None:
+        check_name(args.register)
+    if args.out is not None and args.out.is_dir():
+        raise ReproduceError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
+
+
+def check_format_available(fmt: str | None) -> None:
     missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None] if fmt == "onnx" else []
     if missing:
         raise ReproduceError(f"--format onnx needs the Python package(s) {', '.join(missing)}, which are not "
@@ -94,24 +115,32 @@ def main(argv: list[str] | None = None) -> int:
     quiet_progress_bars()
     try:
         args = build_parser().parse_args(argv)
+        check_targets(args)
         check_format_available(args.format)
-        if args.out.is_dir():
-            raise ReproduceError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
         client, uri = open_store(args.tracking_uri, args.home)
+        step(f"export: rebuilding trial {args.run_id} from MLflow")
         trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
     except ReproduceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    diff = export_trial(trial, args.format, args.out)
     d = trial.data
     dense = sum(p.numel() for p in build_model(trial.run.data.params["model"], d.in_channels, d.num_classes,
                                                  d.image_size).parameters())
     params = sum(p.numel() for p in trial.model.parameters())
-    ok = diff <= TOLERANCE
-    print(f"wrote {args.out} ({args.format}, {args.out.stat().st_size:,} bytes): {trial.run.data.tags.get('method')} "
-          f"trial {args.run_id}, {params:,} params (dense {dense:,})")
-    print(f"reloaded and compared on {min(CHECK_IMAGES, len(d.val))} validation images: max abs diff {diff:.3g} "
-          f"(tolerance {TOLERANCE:g}) {'OK' if ok else 'MISMATCH'}")
+    what = f"{trial.run.data.tags.get('method')} trial {args.run_id}, {params:,} params (dense {dense:,})"
+    ok = True
+    if args.format is not None:
+        step(f"export: writing {args.format} to {args.out}, reloading it and comparing outputs")
+        diff = export_trial(trial, args.format, args.out)
+        ok = diff <= TOLERANCE
+        print(f"wrote {args.out} ({args.format}, {args.out.stat().st_size:,} bytes): {what}")
+        print(f"reloaded and compared on {min(CHECK_IMAGES, len(d.val))} validation images: max abs diff {diff:.3g} "
+              f"(tolerance {TOLERANCE:g}) {'OK' if ok else 'MISMATCH'}")
+    if args.register is not None and ok:
+        step(f"export: logging the model to MLflow and registering {args.register}")
+        version = register_trial(trial, args.register, uri)
+        print(f"registered models:/{args.register}/{version.version} ({what})\n"
+              f"  load it with: mlflow.pytorch.load_model(\"models:/{args.register}/{version.version}\")")
     return 0 if ok else 1
 
 

@@ -1,4 +1,5 @@
-"""Front plots: PNG (matplotlib) for MLflow's artifact preview, HTML (plotly) to explore."""
+"""Front plots: PNG (matplotlib) and a small HTML page with inline SVG (hover a point for its run),
+both shown by MLflow's artifact viewer."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,22 +43,12 @@ def plot_fronts_png(points: Sequence[Point], path: Path, title: str, cost_label:
     plt.close(fig)
 
 
-def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label: str) -> None:
-    import plotly.graph_objects as go
+def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label: str,
+                     dense_acc: float | None = None) -> None:
+    """Inline SVG, no script (search.svgfront): draws inside MLflow's sandboxed artifact viewer."""
+    from search.svgfront import fronts_html
 
-    fig = go.Figure()
-    for method, pts in sorted(_series(points).items()):
-        fig.add_trace(go.Scatter(x=[p.cost for p in pts], y=[p.acc for p in pts], mode="markers", name=f"{method} trials",
-                                 text=[p.key for p in pts], opacity=0.45))
-        f = front(pts)
-        fig.add_trace(go.Scatter(x=[p.cost for p in f], y=[p.acc for p in f], mode="lines+markers",
-                                 line_shape="hv", name=f"{method} front", text=[p.key for p in f]))
-    combined = front(points)
-    fig.add_trace(go.Scatter(x=[p.cost for p in combined], y=[p.acc for p in combined], mode="lines",
-                             line=dict(dash="dash", color="black"), name="combined front"))
-    fig.update_layout(title=title, xaxis_title=cost_label, yaxis_title="validation accuracy")
-    # Embedded plotly.js: the page must work on offline clusters, not only with a CDN.
-    fig.write_html(str(path), include_plotlyjs=True)
+    path.write_text(fronts_html(points, title, cost_label, dense_acc), encoding="utf-8")
 
 
 def plot_hypervolume_png(curve: Sequence[float], path: Path, title: str) -> None:

@@ -12,6 +12,7 @@ from mlflow_config import artifacts, tracking
 from search.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
 from search.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
 
+FRONT_TABLE = "pareto_table.json"
 TABLE_COLUMNS = ("method", "val_acc", "test_acc", "size_bytes", "size_ratio", "nonzero_params", "params",
                  "flops", "latency_ms", "cost_s", "run_id")
 
@@ -55,12 +56,26 @@ def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metri
         d = Path(tmp)
         write_csv(rows, d / "pareto.csv")
         plot_fronts_png(points, d / "pareto.png", title, cost_label, dense.get("val_acc"))
-        plot_fronts_html(points, d / "pareto.html", title, cost_label)
+        plot_fronts_html(points, d / "pareto.html", title, cost_label, dense.get("val_acc"))
         plot_hypervolume_png(hypervolume_curve(points), d / "hypervolume.png", f"{title}: hypervolume")
         for name in ("pareto.csv", "pareto.png", "pareto.html", "hypervolume.png"):
             client.log_artifact(parent_run_id, str(d / name))
     artifacts.log_json(client, parent_run_id, rows, None, "pareto.json")
+    log_front_table(client, parent_run_id, rows, by_id)
     log(f"\nPareto front ({len(rows)} of {len(points)} finished trials, {failed} failed; "
         f"hypervolume {summary['hypervolume']:.4f}):")
     log(format_table(rows, TABLE_COLUMNS))
     return rows
+
+
+def log_front_table(client: MlflowClient, parent_run_id: str, rows: list[dict], runs_by_id: dict) -> None:
+    """The front as an MLflow table (`pareto_table.json`): the run page's artifact viewer shows it as
+    a sortable table, and it can be read back with mlflow.load_table. Run names make rows findable."""
+    columns = ("run_name", "run_id", *TABLE_COLUMNS[:-1])
+    named = [{**r, "run_name": runs_by_id[r["run_id"]].info.run_name} for r in rows]
+    client.log_table(parent_run_id, {c: [_short(r[c]) for r in named] for c in columns}, FRONT_TABLE)
+
+
+def _short(v):
+    """Six significant digits: readable in the UI's table; exact values stay in the runs' metrics."""
+    return float(f"{v:.6g}") if isinstance(v, float) else v

@@ -27,6 +27,7 @@ from torch import nn
 from mlflow_config import artifacts, tracking
 from trainables.data import DATASETS, IMAGE_SUFFIXES, DataError, DatasetBundle, Split
 from trainables.loops import Normalizer
+from trainables.progress import Ticker
 
 DEFAULT_HOME = Path(".prune-search")  # SearchConfig's default, so the CLIs find the same store
 KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/kept_channels.json"
@@ -194,11 +195,13 @@ def load_image_folder(root: Path, data: DatasetBundle) -> Split:
                              f"expected folders named {data.classes}")
     mode, size = ("L" if data.in_channels == 1 else "RGB"), data.image_size
     xs = []
+    ticker = Ticker(f"decoding {root}", len(files))
     for p in files:
         with Image.open(p) as img:
             if img.size != (size, size):
                 raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
             xs.append(torch.frombuffer(bytearray(img.convert(mode).tobytes()), dtype=torch.uint8))
+        ticker.update(len(xs))
     x = torch.stack(xs).view(len(files), size, size, data.in_channels).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([data.classes.index(p.parent.name) for p in files], dtype=torch.int64)
     return Split(x, y)

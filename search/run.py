@@ -220,6 +220,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     from mlflow_config import tracking
     from search import report
     from search.resume import mark_orphans_failed
+    from search.ui import runs_link
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
@@ -236,10 +237,13 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
     tracking.finish_run(client, rec.parent_run_id, ok=True)
     log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
-    where = (rec.tracking_uri if rec.tracking_uri.startswith(("http://", "https://")) else
-             f"mlflow ui --backend-store-uri {rec.tracking_uri} --host 127.0.0.1 --port 5000")
-    log(f"Open the fronts in the MLflow UI:\n  {where}\n  then experiment {cfg.experiment_name!r}, run {rec.name}; "
-        "filter children with: tags.pareto = 'true'")
+    remote = rec.tracking_uri.startswith(("http://", "https://"))
+    start = "" if remote else f"  python -m search.ui --home {cfg.home}\n"
+    log(f"Look at the results (README: Looking at results):\n{start}"
+        f"  MLflow UI: {runs_link(rec.tracking_uri if remote else 'http://127.0.0.1:5000', rec.experiment_id)}\n"
+        f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
+        f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
+        f"python -m search.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,15 @@ class RecordingOptunaSearch(OptunaSearch):
     """OptunaSearch that links each Optuna trial to its Ray trial and MLflow run, and tells
     FAIL (not COMPLETE) for a result with a missing or non-finite objective: otherwise the
     Optuna trial stays RUNNING forever (Optuna rejects NaN, Ray only warns)."""
+
+    def _setup_study(self, mode):
+        super()._setup_study(mode)
+        # optuna-dashboard labels its axes with these names (otherwise "0" and "1").
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        if self._ot_study is not None and self._ot_study.metric_names != metrics:
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names(metrics)
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)

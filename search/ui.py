@@ -7,6 +7,7 @@ list, never a shell string, so no path or host can inject shell syntax.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -16,6 +17,28 @@ from pathlib import Path
 from search.reproduce import DEFAULT_HOME, OneLineParser, ReproduceError, add_store_args, store_uri
 
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+# MLflow 3.17's UI opens an experiment in the GenAI or the "Model training" view from the URL's
+# workflowType (or the browser's saved toggle), not from the experiment's mlflow.experimentKind tag:
+# every link this project prints carries it, so it opens on the runs table.
+RUNS_VIEW = "{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def runs_link(base: str, experiment_id: str) -> str:
+    return RUNS_VIEW.format(base=base.rstrip("/"), experiment_id=experiment_id)
+
+
+def search_links(home: Path, tracking_uri: str, base: str) -> list[str]:
+    """One line per experiment holding searches recorded in `home` (read from the search records,
+    without opening the store): their names and the link to the experiment's runs."""
+    by_experiment: dict[str, list[str]] = {}
+    for path in sorted((home / "searches").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged record only costs its link
+        if rec.get("tracking_uri") == tracking_uri:
+            by_experiment.setdefault(str(rec["experiment_id"]), []).append(rec["name"])
+    return [f"  {', '.join(names)}: {runs_link(base, exp)}" for exp, names in by_experiment.items()]
 
 
 def build_parser() -> OneLineParser:
@@ -74,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cmd = server_command(uri, args.home or DEFAULT_HOME, args.host, args.port, args.workers)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"MLflow UI for {uri}\n  http://{shown}:{args.port}  (ready in ~10 s; Ctrl-C stops it)", flush=True)
+    base = f"http://{shown}:{args.port}"
+    links = search_links((args.home or DEFAULT_HOME).resolve(), uri, base)
+    print(f"MLflow UI for {uri}\n  {base}  (ready in ~10 s; Ctrl-C stops it)", flush=True)
+    if links:
+        print("Searches (each link opens the experiment's runs, Model training view):", *links, sep="\n", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach it can read and change the runs",
               file=sys.stderr, flush=True)

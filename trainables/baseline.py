@@ -19,6 +19,7 @@ from torch import nn
 from trainables.data import DataError, DatasetBundle
 from trainables.loops import Normalizer, evaluate, train
 from trainables.models import build_model
+from trainables.progress import duration, time_left
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,20 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> B
             rewind[step] = {k: v.detach().clone() for k, v in m.state_dict().items()}
 
     start = time.perf_counter()
+    plain = normalizer(data, False)
+
+    def report_epoch(epoch: int, epochs: int, loss: float) -> None:
+        # Validation accuracy each epoch: a long training shows it is learning, not only alive.
+        elapsed = time.perf_counter() - start
+        log(f"baseline {key}: epoch {epoch}/{epochs} loss {loss:.4f} val_acc {evaluate(model, data.val, plain):.4f} "
+            f"({duration(elapsed)}{time_left(elapsed, epoch, epochs)})")
+
     train(model, data.train, normalizer(data, spec.augment), epochs=spec.epochs, lr=spec.lr,
-          batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point, schedule=spec.schedule)
+          batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point, on_epoch=report_epoch,
+          schedule=spec.schedule)
     missing = set(spec.rewind_iters) - set(rewind)
     if missing:
         raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")
-    plain = normalizer(data, False)
     metrics = {"val_acc": evaluate(model, data.val, plain), "test_acc": evaluate(model, data.test, plain),
                "train_s": time.perf_counter() - start}
     log(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainables.progress import Ticker
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 DATASETS = ("digits", "cifar10")
@@ -153,14 +156,14 @@ def _decode_image_folder(root: Path, files: list[Path]):
     x = np.empty((len(files), *first.shape), dtype=np.uint8)
     y = np.empty(len(files), dtype=np.int64)
     print(f"decoding {len(files)} images under {root} once (cached afterwards)", flush=True)
+    ticker = Ticker("  decoded", len(files), stream=sys.stdout)  # with the time left
     for i, p in enumerate(files):
         with Image.open(p) as img:
             arr = np.asarray(img.convert("RGB"))
         if arr.shape != first.shape:
             raise DataError(f"{p} is {arr.shape[1]}x{arr.shape[0]}, expected {first.shape[1]}x{first.shape[0]} like the rest")
         x[i], y[i] = arr, index[p.relative_to(root).parts[0]]
-        if (i + 1) % 10000 == 0:
-            print(f"  decoded {i + 1}/{len(files)}", flush=True)
+        ticker.update(i + 1)
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y), classes
 
 

@@ -90,6 +90,7 @@ def train(
     kd_alpha: float = 0.5,
     weight_decay: float = 5e-4,
     on_iteration: Callable[[int, nn.Module], None] | None = None,
+    on_epoch: Callable[[int, int, float], None] | None = None,
     device: torch.device | str = "cpu",
     schedule: str = "cosine",
 ) -> float:
@@ -98,7 +99,8 @@ def train(
     in few epochs). With `masks`, pruned weights are re-zeroed after
     every step, so they stay exactly 0 (momentum and weight decay cannot revive them).
     With `teacher`, the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T) (Hinton et al.).
-    `on_iteration(i, model)` is called before step i (i=0 is the untrained model).
+    `on_iteration(i, model)` is called before step i (i=0 is the untrained model);
+    `on_epoch(epoch, epochs, mean_loss)` after each epoch (1-based; a fractional last epoch counts).
     Returns the mean loss of the last epoch."""
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(split) / batch_size)
@@ -108,9 +110,9 @@ def train(
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
     if teacher is not None:
         teacher.eval()
-    step, last_losses = 0, []
-    model.train()
+    step, last_losses, epoch, epochs = 0, [], 0, math.ceil(total / steps_per_epoch)
     while step < total:
+        model.train()  # again each epoch: on_epoch may have evaluated the model
         last_losses = []
         for x, y in batches(split, batch_size, norm, gen, device):
             if step >= total:
@@ -134,6 +136,9 @@ def train(
                 reapply_masks()
             last_losses.append(loss.item())
             step += 1
+        epoch += 1
+        if on_epoch is not None:
+            on_epoch(epoch, epochs, sum(last_losses) / max(1, len(last_losses)))
     if on_iteration is not None:
         on_iteration(step, model)
     return sum(last_losses) / max(1, len(last_losses))
@@ -151,11 +156,15 @@ def _scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total: int)
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, norm: Normalizer, batch_size: int = 1024,
-             device: torch.device | str = "cpu") -> float:
+             device: torch.device | str = "cpu", on_batch: Callable[[int], None] | None = None) -> float:
+    """Accuracy; `on_batch(images_done)` after each batch (progress on large test sets)."""
     model.eval()
-    correct = 0
+    correct = done = 0
     for x, y in batches(split, batch_size, norm, None, device):
         correct += int((model(x).argmax(1) == y).sum())
+        done += len(y)
+        if on_batch is not None:
+            on_batch(done)
     return correct / max(1, len(split))
 
 

@@ -2,6 +2,8 @@
 MLflow contract other tools rely on (see README "What MLflow holds")."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -84,6 +86,10 @@ def test_second_search_reuses_the_cached_baseline(digits_search, capsys):
     out = capsys.readouterr().out
     assert again.exit_code == 0
     assert "reusing cached dense model" in out and "training dense" not in out
+    # The closing lines say where to look, and a captured (non-terminal) output is plain lines.
+    assert f"/#/experiments/{again.experiment_id}/runs?workflowType=machine_learning" in out
+    assert f"python -m search.dashboard --home {again.home}" in out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no \r rewrites, no ANSI colours
 
 
 def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):
@@ -101,3 +107,28 @@ def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):
     assert sorted(by_trial) == [0, 1]
     assert by_trial[0].data.params["method"] == "lottery"
     assert by_trial[1].data.params["method"] == "fpgm" and float(by_trial[1].data.params["finetune_lr"]) == 0.0123
+
+
+def test_what_the_uis_read_is_recorded(digits_search):
+    """The experiment is marked model development; the front is an MLflow table and a small
+    script-free page with every trial; the Optuna study names its objectives."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import optuna
+
+    client, runs = children(digits_search)
+    assert client.get_experiment(digits_search.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = client.get_run(digits_search.parent_run_id)
+    logged = json.loads(parent.data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "pareto_table.json", "type": "table"} in logged
+    with tempfile.TemporaryDirectory() as tmp:
+        table = json.loads(Path(client.download_artifacts(parent.info.run_id, "pareto_table.json", tmp)).read_text())
+        page = Path(client.download_artifacts(parent.info.run_id, "pareto.html", tmp)).read_text()
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert {r["run_id"] for r in rows} == {r.info.run_id for r in runs if r.data.tags["pareto"] == "true"}
+    assert {"run_name", "method", "val_acc", "size_bytes"} <= set(table["columns"])
+    assert page.count("<circle") == len(runs) and "<script" not in page and len(page) < 100_000
+    study = optuna.load_study(study_name=digits_search.name, storage=f"sqlite:///{digits_search.home / 'optuna.db'}")
+    assert study.metric_names == ["val_acc", "size_bytes"]

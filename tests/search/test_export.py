@@ -1,5 +1,6 @@
 """search.export: written models load with plain torch / onnxruntime and give the rebuilt trial's
-outputs; a structurally pruned (fpgm) model is exported physically smaller than dense."""
+outputs; a structurally pruned (fpgm) model is exported physically smaller than dense; --register
+makes a registered MLflow model version that loads back with mlflow.pytorch."""
 from __future__ import annotations
 
 import copy
@@ -74,6 +75,37 @@ def test_exported_model_loads_and_matches_the_trial(digits_search, method, fmt, 
         assert n_params == trial.run.data.metrics["params"]  # masked methods: dense shapes, zeros inside
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fpgm", "hybrid"])
+def test_registered_version_loads_from_the_registry_and_matches_the_trial(digits_search, method, monkeypatch,
+                                                                          capsys):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", digits_search.tracking_uri)  # for models:/ URIs; undone after
+    trial = trial_of(digits_search, method)
+    name = f"digits-{method}"
+    code = export.main(["--run-id", trial.run.info.run_id, "--register", name, "--home", str(digits_search.home)])
+    printed = capsys.readouterr().out
+    client = MlflowClient(digits_search.tracking_uri)
+    (version,) = client.search_model_versions(f"name = '{name}'")
+    uri = f"models:/{name}/{version.version}"
+    assert code == 0 and uri in printed, printed
+    tags, metrics = version.tags, trial.run.data.metrics
+    assert (tags["search"], tags["method"], tags["trial_run_id"]) == (digits_search.name, method, trial.run.info.run_id)
+    assert float(tags["val_acc"]) == metrics["val_acc"] and float(tags["size_bytes"]) == metrics["size_bytes"]
+    info = mlflow.models.get_model_info(uri)
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 8, 8]  # any batch size
+    assert info.saved_input_example_info is not None
+
+    loaded = mlflow.pytorch.load_model(uri)
+    x = trial.norm(trial.data.test.x[:100])
+    with torch.inference_mode():
+        assert (loaded(x) - trial.model(x)).abs().max().item() <= export.TOLERANCE
+    dense = sum(p.numel() for p in build_model("simplecnn", 1, 10, 8).parameters())
+    assert sum(p.numel() for p in loaded.parameters()) == metrics["params"] < dense  # physically smaller
+
+
 def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
@@ -85,15 +117,17 @@ def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["--format", "keras"], "--format: invalid choice: 'keras' (choose from 'state_dict', 'torchscript', 'onnx')"),
+    (["--format", "keras", "--out", "m.pt"], "--format: invalid choice: 'keras' (choose from 'state_dict', "
+     "'torchscript', 'onnx')"),
     (["--format", "state_dict", "--out", "HOME"], "--out: "),
-    (["--format", "state_dict"], "no MLflow store at sqlite:///"),
+    (["--format", "state_dict", "--out", "m.pt"], "no MLflow store at sqlite:///"),
+    (["--format", "state_dict"], "--out: required with --format"),
+    ([], "nothing to do; expected --format FORMAT --out PATH, --register NAME, or both"),
+    (["--register", "my model/v1"], "--register: 'my model/v1' is not accepted"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    argv = [str(tmp_path) if a == "HOME" else a for a in argv]
-    if "--out" not in argv:
-        argv += ["--out", str(tmp_path / "m.pt")]
+    argv = [str(tmp_path) if a == "HOME" else str(tmp_path / a) if a == "m.pt" else a for a in argv]
     code = export.main(["--run-id", "abc", *argv, "--home", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err

@@ -1,0 +1,127 @@
+"""The interactive front as one small self-contained HTML page: inline SVG, no script, no library.
+
+MLflow's artifact viewer shows an .html artifact in a sandboxed iframe, where a plotting library
+inlined in the page (plotly: ~4.6 MB) stays blank. Plain SVG draws without any script, stays a few
+kB, needs no network, and each point's <title> is its hover tooltip (method, run id, metrics).
+"""
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Sequence
+
+from search.pareto import Point, front
+
+W, H = 860, 520
+LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 55  # the legend sits in the right margin
+# matplotlib's tab10: the same colour per method as in pareto.png.
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf")
+
+
+def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k) covering [lo, hi]."""
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
+    start = math.floor(lo / step) * step
+    return [round(start + i * step, 10) for i in range(int(math.ceil((hi - start) / step)) + 1)]
+
+
+class _Scale:
+    def __init__(self, points: Sequence[Point], dense_acc: float | None):
+        accs = [p.acc for p in points] + ([dense_acc] if dense_acc is not None else [])
+        self.xt = nice_ticks(0.0, max([p.cost for p in points] + [1e-9]))
+        self.yt = nice_ticks(min(accs), max(accs))
+        self.pw, self.ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+
+    def x(self, v: float) -> float:
+        return LEFT + (v - self.xt[0]) / (self.xt[-1] - self.xt[0]) * self.pw
+
+    def y(self, v: float) -> float:
+        return TOP + self.ph - (v - self.yt[0]) / (self.yt[-1] - self.yt[0]) * self.ph
+
+
+def _steps(s: _Scale, pts: Sequence[Point]) -> str:
+    """The front as a staircase: each point holds its accuracy until the next, cheaper-to-richer point."""
+    xy: list[tuple[float, float]] = []
+    for i, p in enumerate(pts):
+        if i:
+            xy.append((s.x(p.cost), s.y(pts[i - 1].acc)))
+        xy.append((s.x(p.cost), s.y(p.acc)))
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+
+
+def _axes(s: _Scale, cost_label: str) -> list[str]:
+    out = [f'<rect x="{LEFT}" y="{TOP}" width="{s.pw}" height="{s.ph}" fill="none" stroke="#999"/>']
+    for v in s.xt:
+        out.append(f'<line x1="{s.x(v):.1f}" y1="{TOP}" x2="{s.x(v):.1f}" y2="{TOP + s.ph}" stroke="#eee"/>'
+                   f'<text x="{s.x(v):.1f}" y="{TOP + s.ph + 16}" text-anchor="middle">{v:g}</text>')
+    for v in s.yt:
+        out.append(f'<line x1="{LEFT}" y1="{s.y(v):.1f}" x2="{LEFT + s.pw}" y2="{s.y(v):.1f}" stroke="#eee"/>'
+                   f'<text x="{LEFT - 6}" y="{s.y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+    out.append(f'<text x="{LEFT + s.pw / 2}" y="{H - 12}" text-anchor="middle">{escape(cost_label)}</text>'
+               f'<text transform="translate(16,{TOP + s.ph / 2}) rotate(-90)" text-anchor="middle">'
+               "validation accuracy</text>")
+    return out
+
+
+def _method(s: _Scale, method: str, pts: Sequence[Point], color: str, cost_label: str) -> list[str]:
+    f = front(pts)
+    on_front = {p.key for p in f}
+    out = [f'<g class="method" data-method="{escape(method)}">',
+           f'<polyline class="front" points="{_steps(s, f)}" fill="none" stroke="{color}" stroke-width="2"/>']
+    for p in pts:
+        r, opacity = (5, 1.0) if p.key in on_front else (3.5, 0.45)
+        tip = (f"{method}{' (on its front)' if p.key in on_front else ''}\nrun {p.key}\n"
+               f"val_acc {p.acc:.4f}\n{cost_label} {p.cost:.4g}")
+        out.append(f'<circle class="trial" data-run-id="{escape(p.key)}" cx="{s.x(p.cost):.1f}" cy="{s.y(p.acc):.1f}" '
+                   f'r="{r}" fill="{color}" fill-opacity="{opacity}" stroke="{color}">'
+                   f"<title>{escape(tip)}</title></circle>")
+    return out + ["</g>"]
+
+
+def _legend(entries: list[tuple[str, str, str]]) -> list[str]:
+    x, out = W - RIGHT + 20, []
+    for i, (label, color, dash) in enumerate(entries):
+        y = TOP + 10 + 20 * i
+        dasharray = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" stroke="{color}" stroke-width="2"{dasharray}/>'
+                   f'<text x="{x + 30}" y="{y + 4}">{escape(label)}</text>')
+    return out
+
+
+def fronts_html(points: Sequence[Point], title: str, cost_label: str, dense_acc: float | None = None) -> str:
+    """Every trial (faint), each method's front (staircase, bold points), the combined front (dashed)."""
+    by_method: dict[str, list[Point]] = {}
+    for p in points:
+        by_method.setdefault(p.method or "all", []).append(p)
+    body: list[str] = []
+    legend: list[tuple[str, str, str]] = []
+    if points:
+        s = _Scale(points, dense_acc)
+        body += _axes(s, cost_label)
+        for i, (method, pts) in enumerate(sorted(by_method.items())):
+            color = COLORS[i % len(COLORS)]
+            body += _method(s, method, pts, color, cost_label)
+            legend.append((f"{method} ({len(pts)} trial{'' if len(pts) == 1 else 's'})", color, ""))
+        body.append(f'<polyline class="combined-front" points="{_steps(s, front(points))}" fill="none" '
+                    'stroke="#000" stroke-width="1" stroke-dasharray="5,4"/>')
+        legend.append(("combined front", "#000", "5,4"))
+        if dense_acc is not None:
+            body.append(f'<line class="dense" x1="{LEFT}" y1="{s.y(dense_acc):.1f}" x2="{LEFT + s.pw}" '
+                        f'y2="{s.y(dense_acc):.1f}" stroke="#888" stroke-dasharray="2,3"/>')
+            legend.append((f"dense ({dense_acc:.3f})", "#888", "2,3"))
+    else:
+        body.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no finished trials</text>')
+    svg = "\n".join([f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" '
+                     # Scales to the viewer's width (MLflow's artifact pane is narrower than W).
+                     f'style="width:100%;max-width:{W}px;height:auto" font-family="sans-serif" font-size="12">',
+                     f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{escape(title)}</text>',
+                     *body, *_legend(legend), "</svg>"])
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title></head>\n'
+            '<body style="margin:8px;background:#fff">\n'
+            f"{svg}\n<p style=\"font:12px sans-serif;color:#555\">Hover a point for its run id and metrics. "
+            "Faint: every trial; bold: on its method's front; dashed: the combined front.</p>\n</body></html>\n")
