@@ -55,6 +55,12 @@ def batches(split: Split, batch_size: int, norm: Normalizer, gen: torch.Generato
         yield norm(split.x[idx].to(device), gen), split.y[idx].to(device)
 
 
+def total_steps(n_examples: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps of `train`: fractional epochs round to whole steps, at least one. Also
+    what a lottery rewind point is checked against before any training starts."""
+    return max(1, int(round(epochs * math.ceil(n_examples / batch_size))))
+
+
 def train(
     model: nn.Module,
     split: Split,
@@ -78,8 +84,7 @@ def train(
     `on_iteration(i, model)` is called before step i (i=0 is the untrained model).
     Returns the mean loss of the last epoch."""
     gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(split) / batch_size)
-    total = max(1, int(round(epochs * steps_per_epoch)))
+    total = total_steps(len(split), batch_size, epochs)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
