@@ -30,7 +30,7 @@ OBJECTIVE_ACC = "val_acc"
 class RunContext:
     """What every trial needs to record itself in MLflow (picklable, shipped once)."""
 
-    tracking_uri: str
+    tracking_uri: str  # may carry user:password@: it lives in Ray's object store only, never on disk
     experiment_id: str
     parent_run_id: str
     search_name: str
@@ -46,7 +46,7 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
     and the MLflow run is FAILED with the reason."""
     torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
     device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
-    client = MlflowClient(run_ctx.tracking_uri)
+    client = MlflowClient(tracking.use_credentials(run_ctx.tracking_uri))  # basic auth from the URI, any node
     finished = _finished_run(client, run_ctx, config.get("optuna_trial"))
     if finished is not None:  # a retry after the run had finished: report it, don't redo it
         tune.report({**finished.data.metrics, "mlflow_run_id": finished.info.run_id})
@@ -121,17 +121,24 @@ class RecordingOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
-def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
+def sampler_seed(seed: int, trials_before: int) -> int:
+    """A resumed search must not replay its first draws: the sampler's seed moves on with the
+    number of trials the study already holds (still reproducible from the same history)."""
+    return (seed + trials_before * 1_000_003) % 2**32
+
+
+def make_sampler(cfg: SearchConfig, trials_before: int = 0) -> optuna.samplers.BaseSampler:
     import warnings
 
+    seed = sampler_seed(cfg.seed, trials_before)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if cfg.sampler == "tpe":
             # constant_liar keeps concurrent trials from all sampling the same point.
-            return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, constant_liar=True)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
         if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=max(4, min(20, cfg.budget // 4)))
-        return optuna.samplers.RandomSampler(seed=cfg.seed)
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, cfg.budget // 4)))
+        return optuna.samplers.RandomSampler(seed=seed)
 
 
 class Progress(tune.Callback):
