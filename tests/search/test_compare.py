@@ -92,6 +92,8 @@ def test_unknown_search_is_one_line_listing_the_known_ones(two_searches, capsys)
     (["a", "--size-budget", "lots"], "--size-budget: invalid float value: 'lots'"),
     (["a", "--objective", "speed"], "--objective: invalid choice: 'speed'"),
     (["a"], "no MLflow store at sqlite:///"),
+    (["n" * 300], "SEARCH: 'nnnnnnnn"),  # checked before the store is even opened
+    (["a\nb"], "SEARCH: 'a\\nb' is not accepted; expected a search name"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

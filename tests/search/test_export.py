@@ -87,11 +87,15 @@ def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path
 @pytest.mark.parametrize("argv,expected", [
     (["--format", "keras"], "--format: invalid choice: 'keras' (choose from 'state_dict', 'torchscript', 'onnx')"),
     (["--format", "state_dict", "--out", "HOME"], "--out: "),
+    (["--format", "state_dict", "--out", "/proc/prune-search/m.pt"], "--out: '/proc/prune-search/m.pt' is not "
+     "writable"),
+    (["--format", "state_dict", "--out", "FILE/m.pt"], "cannot be created"),
     (["--format", "state_dict"], "no MLflow store at sqlite:///"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    argv = [str(tmp_path) if a == "HOME" else a for a in argv]
+    (tmp_path / "file").write_text("x")
+    argv = [str(tmp_path) if a == "HOME" else a.replace("FILE", str(tmp_path / "file")) for a in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "m.pt")]
     code = export.main(["--run-id", "abc", *argv, "--home", str(tmp_path)])
