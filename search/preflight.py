@@ -32,20 +32,20 @@ def check_search(cfg: SearchConfig, home: Path, name: str, tracking_uri: str) ->
     if cfg.storage_path and _is_local(cfg.storage_path):
         check_writable("--storage-path", Path(cfg.storage_path.removeprefix("file://")).expanduser())
     check_data(cfg)
+    check_ray(cfg.address, cfg)  # before the stores: it needs neither MLflow's nor Optuna's (slow) imports
     check_tracking_store(tracking_uri, _tracking_flag(cfg))
     optuna_url = cfg.optuna_storage or f"sqlite:///{home / 'optuna.db'}"
     flag = "--optuna-storage" if cfg.optuna_storage else "--home"
     if name in study_names(optuna_url, flag):
         raise ConfigError(f"--name: search {name!r} already exists; choose another name, or --resume {name}")
-    check_ray(cfg.address, cfg)
 
 
 def check_resume(rec, home: Path, address: str | None) -> None:
     """Resuming `rec` (search.resume.SearchRecord, its secrets restored)."""
     check_writable("--home", home)
+    check_ray(address, rec.config)
     check_tracking_store(rec.tracking_uri, "--tracking-uri")
     study_names(rec.optuna_url, "--optuna-storage")
-    check_ray(address, rec.config)
 
 
 def check_ray(address: str | None, cfg: SearchConfig) -> None:
