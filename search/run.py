@@ -143,20 +143,20 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
 def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
     import os
 
-    from optuna.storages import RDBStorage
     from ray import tune
 
     from search import cluster
     from search.report import collect_points
     from search.space import make_spec, space_fn
-    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
+    from search.tune import (OBJECTIVE_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
+                             make_sampler, trial_entry)
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
     spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
-        storage=RDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
+        storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
     run_ctx = RunContext(rec.tracking_uri, rec.experiment_id, rec.parent_run_id, rec.name,
                          max(1, int(cfg.cpus_per_trial)), cfg.gpus_per_trial > 0)
     trainable = tune.with_resources(

@@ -19,6 +19,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from mlflow_config import artifacts, tracking
+from mlflow_config.secrets import redact
 from search.config import SearchConfig
 from search.pareto import Point, front
 from trainables.trial import SPARSITY_PREFIX, run_trial
@@ -119,6 +120,17 @@ class RecordingOptunaSearch(OptunaSearch):
                 self._completed_trials.add(trial_id)
                 return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class PrivateRDBStorage(optuna.storages.RDBStorage):
+    """Ray Tune pickles the searcher, and with it this storage, into its experiment state on disk
+    (tuner.pkl, searcher-state-*.pkl). That copy is never loaded back (a resume opens the study
+    anew from the search record), so it is written without the URL's password."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["url"] = redact(state["url"])
+        return state
 
 
 def sampler_seed(seed: int, trials_before: int) -> int:

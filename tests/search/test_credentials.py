@@ -150,3 +150,15 @@ def test_search_against_a_basic_auth_server_never_shows_the_password(auth_server
     assert files_containing(base / "mlflow.db", secret) == [] and files_containing(base / "artifacts", secret) == []
     session = Path(ray._private.worker._global_node.get_session_dir_path())
     assert files_containing(session / "logs", secret) == []
+
+
+def test_the_optuna_storage_ray_pickles_carries_no_password(tmp_path):
+    import pickle
+
+    from search.tune import PrivateRDBStorage
+
+    storage = PrivateRDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    storage.url = f"postgresql://alice:{PASSWORD}@db:5432/optuna"  # as it would be for a server
+    blob = pickle.dumps(storage)
+    assert PASSWORD.encode() not in blob and b"alice:***@db" in blob
+    assert storage.url.endswith(f"{PASSWORD}@db:5432/optuna")  # the live object keeps what it connects with
