@@ -1,7 +1,9 @@
 """`python -m search.run`: one search, from the command line to the Pareto front in MLflow.
 
-Order matters: everything that can be wrong with the input is checked before Ray starts or an
-MLflow run exists, so bad input leaves nothing behind (one line, exit 2).
+Order matters: search.preflight checks everything that can be known up front before any data
+is decoded, any baseline trained, Ray started or MLflow run created, so bad input leaves nothing
+behind (one line, exit 2). Once the parent run exists, whatever stops the search ends it FAILED
+(or KILLED) with the reason.
 """
 from __future__ import annotations
 
