@@ -31,10 +31,12 @@ def ray_cluster(num_cpus: int = 2) -> Iterator[float]:
     Yields the seconds ray.init took."""
     import ray
 
+    from search.cluster import start_local_ray
+
     started = not ray.is_initialized()
     t0 = time.perf_counter()
     if started:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        start_local_ray(num_cpus=num_cpus)  # as a search starts it: 127.0.0.1 only
     try:
         yield time.perf_counter() - t0
     finally:

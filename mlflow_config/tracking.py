@@ -7,14 +7,18 @@ trial.
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from mlflow_config.secrets import redact, split_userinfo
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
@@ -36,16 +40,65 @@ def default_artifact_location(home: Path) -> str:
     return (home / "mlartifacts").resolve().as_uri()
 
 
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, before anything is started, when a remote tracking server doesn't answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
+AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")  # where MLflow reads basic-auth credentials
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def use_credentials(uri: str) -> str:
+    """An HTTP(S) URI with user:password@ -> the same URI without them, the credentials set where
+    MLflow reads them (MLFLOW_TRACKING_USERNAME / _PASSWORD) for this process and the Ray workers
+    it starts. Inside the URI they would show up in MLflow's error messages."""
+    if not is_server(uri):
+        return uri  # a database URL: SQLAlchemy reads the password from the URL itself
+    clean, user, password = split_userinfo(uri)
+    if user is not None:
+        os.environ[AUTH_ENV[0]] = user
+    if password is not None:
+        os.environ[AUTH_ENV[1]] = password
+    return clean
+
+
+@contextlib.contextmanager
+def credentials_restored() -> Iterator[None]:
+    """Puts MLFLOW_TRACKING_USERNAME / _PASSWORD back as they were (a search run in-process,
+    e.g. by a test, must not leave another server's credentials behind)."""
+    saved = {k: os.environ.get(k) for k in AUTH_ENV}
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before anything is started, when a remote tracking server doesn't answer. Basic
+    auth as MLflow would send it (credentials from the URI, else the environment)."""
+    if not is_server(uri):
+        return
+    clean, user, password = split_userinfo(uri)
+    user = user if user is not None else os.environ.get(AUTH_ENV[0])
+    password = password if password is not None else os.environ.get(AUTH_ENV[1])
+    request = urllib.request.Request(clean.rstrip("/") + "/health")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    shown = redact(uri)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             if resp.status != 200:
-                raise TrackingError(f"MLflow server {uri} answered /health with HTTP {resp.status}")
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(f"MLflow server {uri} is unreachable ({exc}); start it or pass another --tracking-uri") from None
+                raise TrackingError(f"MLflow server {shown} answered /health with HTTP {resp.status}")
+    except urllib.error.HTTPError as exc:
+        hint = "; check the user and password" if exc.code in (401, 403) else ""
+        raise TrackingError(f"MLflow server {shown} answered /health with HTTP {exc.code}{hint}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise TrackingError(f"MLflow server {shown} is unreachable ({redact(str(exc))}); start it or pass another "
+                            "--tracking-uri") from None
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:

@@ -52,6 +52,15 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def check_ref(ref: str) -> None:
+    from search.config import NAME_PATTERN, NAME_RULE
+
+    if not (NAME_PATTERN.fullmatch(ref) or re.fullmatch(r"[0-9a-f]{32}", ref)):
+        shown = ref if len(ref) <= 60 else ref[:57] + "..."
+        raise ReproduceError(f"SEARCH: {shown!r} is not accepted; expected a search name ({NAME_RULE}) or a "
+                             "parent run id (32 hex digits)")
+
+
 def find_search(client: MlflowClient, ref: str, uri: str) -> Run:
     exps = [e.experiment_id for e in client.search_experiments()]
     quoted = ref.replace("'", "")  # a name never contains quotes (search.config forbids them)
@@ -88,14 +97,28 @@ def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: flo
 
 
 def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str, size_budget: float) -> str:
-    from mlflow_config import artifacts, tracking
-    from search.pareto import format_table, write_csv
-    from search.plots import plot_fronts_html, plot_fronts_png
+    from mlflow_config import tracking
 
     names = [c.name for c in compared]
     exp_id = compared[0].parent.info.experiment_id
     run_id = tracking.start_run(client, exp_id, f"compare: {' vs '.join(names)}"[:250],
                                 tags={"role": "compare", "searches": ",".join(names)})
+    try:
+        _log_comparison(client, run_id, compared, metric, size_budget)
+    except BaseException as exc:  # the run never stays RUNNING: FAILED with the reason
+        tracking.finish_run(client, run_id, ok=False, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    tracking.finish_run(client, run_id, ok=True)
+    return run_id
+
+
+def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared], metric: str,
+                    size_budget: float) -> None:
+    from mlflow_config import artifacts, tracking
+    from search.pareto import format_table, write_csv
+    from search.plots import plot_fronts_html, plot_fronts_png
+
+    names = [c.name for c in compared]
     tracking.log_params(client, run_id, {"searches": ",".join(names), "objective_metric": metric,
                                          "size_budget": size_budget,
                                          "parent_run_ids": ",".join(c.parent.info.run_id for c in compared)})
@@ -117,8 +140,6 @@ def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str,
         for f in ("compare.csv", "compare.txt", "compare.png", "compare.html"):
             client.log_artifact(run_id, str(d / f))
     artifacts.log_json(client, run_id, [c.row for c in compared], None, "compare.json")
-    tracking.finish_run(client, run_id, ok=True)
-    return run_id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not args.size_budget > 0:
             raise ReproduceError(f"--size-budget: {args.size_budget!r} is not accepted; expected a size_ratio > 0")
+        for ref in args.searches:
+            check_ref(ref)
         client, uri = open_store(args.tracking_uri, args.home)
         parents = [find_search(client, ref, uri) for ref in args.searches]
     except ReproduceError as exc:

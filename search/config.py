@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mlflow_config.secrets import redact
+from pruners.hybrid import MAX_FILTER_RATIO
 from pruners.magnitude import SCOPES as MAGNITUDE_SCOPES
 from pruners.registry import method_names
 from trainables.data import DATASETS
-from trainables.loops import SCHEDULES
+from trainables.loops import SCHEDULES, total_steps
 from trainables.models import MODELS
 
 OBJECTIVES = ("size", "nonzero", "flops", "latency")
@@ -49,6 +52,11 @@ class ConfigError(Exception):
 
 
 Range = tuple[float, float]
+IntRange = tuple[int, int]
+SEED_MAX = 2**32 - 1  # numpy (and so Optuna's samplers) take seeds below 2**32
+# Search names become Ray Tune folders, MLflow run names and Optuna study names.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def _f(default, help: str, **meta):  # noqa: A002 - mirrors argparse
@@ -83,8 +91,8 @@ class SearchConfig:
                                           "global (one threshold), lamp (Lee et al. 2021) or erk (Evci et al. "
                                           "2020) allocations of global_sparsity; a comma-separated list", search=True)
     global_sparsity: Range = _f((0.2, 0.95), "global magnitude sparsity range", search=True)
-    taylor_batches: Range = _f((1, 8), "Taylor: batches to accumulate importance over", search=True)
-    lottery_rounds: Range = _f((1, 5), "lottery: pruning rounds R", search=True)
+    taylor_batches: IntRange = _f((1, 8), "Taylor: batches to accumulate importance over", search=True)
+    lottery_rounds: IntRange = _f((1, 5), "lottery: pruning rounds R", search=True)
     lottery_rewind_iter: tuple[int, ...] = _f((0, 20), "lottery: rewind points (training iteration; 0 = init)",
                                               search=True)
     hybrid_filter_ratio: Range = _f((0.0, 0.5), "hybrid: fraction of filters removed before weight pruning",
@@ -151,9 +159,9 @@ class SearchConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
-            # Never log a database password: user:secret@host -> user:***@host.
-            out[f.name] = re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", text) if f.name in SECRET_FIELDS else text
+            out[f.name] = redact(text) if f.name in SECRET_FIELDS else text
         return out
+
 
 
 def searched_fields() -> list[str]:
@@ -180,10 +188,14 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
                 raise ValueError
             return int(raw)
         if annotation == "float":
-            return float(raw)
-        if annotation == "Range":
+            return _finite(float(raw))
+        if annotation in ("Range", "IntRange"):
             parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            vals = tuple(float(p) for p in parts)
+            vals = tuple(_finite(float(p)) for p in parts)
+            if annotation == "IntRange":
+                if not all(v.is_integer() for v in vals):
+                    raise ValueError
+                vals = tuple(int(v) for v in vals)
             if len(vals) == 1:
                 vals = vals * 2
             if len(vals) != 2:
@@ -198,11 +210,19 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
         if annotation.startswith("Path"):
             return None if raw in (None, "") else Path(str(raw)).expanduser()
         return None if raw is None else str(raw)
-    except (TypeError, ValueError):
-        expected = {"int": "an integer", "float": "a number", "bool": "true or false",
-                    "bool | None": "true, false or auto", "Range": "lo,hi numbers",
+    except (TypeError, ValueError, OverflowError):
+        expected = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                    "bool | None": "true, false or auto",
+                    "Range": "lo,hi finite numbers (or one number)", "IntRange": "lo,hi integers (or one integer)",
                     "tuple[int, ...]": "comma-separated integers"}.get(annotation, "a value")
-        raise ConfigError(f"--{name.replace('_', '-')}: {raw!r} is not {expected}") from None
+        shown = ",".join(map(str, raw)) if isinstance(raw, (list, tuple)) else raw
+        raise ConfigError(f"--{name.replace('_', '-')}: {shown!r} is not {expected}") from None
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError  # nan and inf pass float() but mean nothing as a setting
+    return value
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -232,9 +252,32 @@ def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--bounds-fc -0.1,0.5`: argparse takes a value starting with '-' for a flag unless it is a
+    plain negative number, and then names no value in its error. Joined as `--bounds-fc=-0.1,0.5`,
+    the value reaches validation, whose message names it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if (token.startswith("--") and "=" not in token and i + 1 < len(argv)
+                and _NEGATIVE_VALUE.match(argv[i + 1])):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
 def load_config(argv: list[str] | None) -> SearchConfig:
+    import sys
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     values: dict[str, Any] = {}
     if args.config is not None:
         values.update(_read_toml(args.config))
@@ -253,6 +296,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--config: {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from None
+    except OSError as exc:  # a folder, no permission
+        raise ConfigError(f"--config: {str(path)!r} cannot be read ({exc.strerror}); expected a TOML file") from None
     known = {f.name for f in fields(SearchConfig)}
     flat = {k.replace("-", "_"): v for k, v in raw.items()}
     unknown = sorted(set(flat) - known)
@@ -261,59 +306,135 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
-def validate(cfg: SearchConfig) -> None:
-    def bad(flag: str, value: Any, accepted: str) -> ConfigError:
-        return ConfigError(f"--{flag}: {value!r} is not accepted; expected {accepted}")
+@dataclass(frozen=True)
+class Interval:
+    """Accepted values of a number: lo <= x (or lo < x), x <= hi (or x < hi); always finite."""
 
-    if cfg.budget <= 0:
-        raise bad("budget", cfg.budget, "a positive integer")
-    if cfg.dataset not in DATASETS:
-        raise bad("dataset", cfg.dataset, " or ".join(DATASETS))
-    if cfg.model not in MODELS:
-        raise bad("model", cfg.model, ", ".join(sorted(MODELS)))
-    known = method_names()
-    for m in cfg.methods:
-        if m not in known:
-            raise bad("methods", m, f"a comma-separated subset of {', '.join(known)}")
-    if not cfg.methods:
-        raise bad("methods", "", f"a comma-separated subset of {', '.join(known)}")
-    if cfg.objective not in OBJECTIVES:
-        raise bad("objective", cfg.objective, ", ".join(OBJECTIVES))
-    if cfg.space not in SPACES:
-        raise bad("space", cfg.space, ", ".join(SPACES))
-    if cfg.baseline_schedule not in ("auto", *SCHEDULES):
-        raise bad("baseline-schedule", cfg.baseline_schedule, ", ".join(("auto", *SCHEDULES)))
-    if cfg.sampler not in SAMPLERS:
-        raise bad("sampler", cfg.sampler, ", ".join(SAMPLERS))
-    for name in ("bounds_conv_early", "bounds_conv", "bounds_fc", "bounds_classifier", "global_sparsity",
-                 "hybrid_filter_ratio"):
+    lo: float
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def holds(self, x: float) -> bool:
+        return (math.isfinite(x) and (self.lo < x if self.lo_open else self.lo <= x)
+                and (x < self.hi if self.hi_open else x <= self.hi))
+
+    def text(self, what: str = "x") -> str:
+        low = f"{_num(self.lo)} {'<' if self.lo_open else '<='} {what}"
+        return low if self.hi == math.inf else f"{low} {'<' if self.hi_open else '<='} {_num(self.hi)}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+RATIO = Interval(0.0, 1.0, hi_open=True)
+POSITIVE = Interval(0.0, lo_open=True)
+AT_LEAST_1 = Interval(1)
+NON_NEGATIVE = Interval(0)
+FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
+
+# Single numbers: field -> accepted interval.
+SCALAR_RULES: dict[str, Interval] = {
+    "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
+    "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
+    "train_subset": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
+    "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
+}
+# Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.
+RANGE_RULES: dict[str, Interval] = {
+    "bounds_conv_early": RATIO, "bounds_conv": RATIO, "bounds_fc": RATIO, "bounds_classifier": RATIO,
+    "finetune_lr": POSITIVE, "schedule_start": RATIO, "schedule_end": RATIO, "schedule_curve": POSITIVE,
+}
+# Per-method settings, kept together (they move next to each pruner later). The hybrid limit is
+# the pruner's own constant, so validation accepts exactly what the pruner accepts.
+METHOD_RANGE_RULES: dict[str, Interval] = {
+    "global_sparsity": RATIO,
+    "taylor_batches": AT_LEAST_1,
+    "lottery_rounds": AT_LEAST_1,
+    "hybrid_filter_ratio": Interval(0.0, MAX_FILTER_RATIO, hi_open=True),
+    "hybrid_temperature": POSITIVE,
+    "hybrid_alpha": Interval(0.0, 1.0),
+}
+# Lists of choices: field -> accepted values (None: any non-negative integer). No duplicates.
+METHOD_CHOICE_RULES: dict[str, tuple[str, ...] | None] = {
+    "magnitude_scope": MAGNITUDE_SCOPES,
+    "lottery_rewind_iter": None,
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _bad(name: str, value: Any, accepted: str) -> ConfigError:
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return ConfigError(f"{_flag(name)}: {shown!r} is not accepted; expected {accepted}")
+
+
+def _check_choices(name: str, values: tuple, known: tuple | None) -> None:
+    accepted = (f"a comma-separated subset of {', '.join(known)}, each once" if known is not None
+                else "comma-separated non-negative integers, each once, e.g. 0,20")
+    if not values or len(set(values)) != len(values):
+        raise _bad(name, values, accepted)
+    for v in values:
+        if (v not in known) if known is not None else v < 0:
+            raise _bad(name, v if known is not None else values, accepted)
+
+
+def validate(cfg: SearchConfig) -> None:
+    """Every setting on its own and against the others; what needs the data's size (rewind
+    points vs the baseline's length) is `check_against_data`, called by search.preflight."""
+    for name, value, known in (("dataset", cfg.dataset, DATASETS), ("model", cfg.model, tuple(sorted(MODELS))),
+                               ("objective", cfg.objective, OBJECTIVES), ("space", cfg.space, SPACES),
+                               ("sampler", cfg.sampler, SAMPLERS),
+                               ("baseline_schedule", cfg.baseline_schedule, ("auto", *SCHEDULES))):
+        if value not in known:
+            raise _bad(name, value, " or ".join(known) if len(known) == 2 else ", ".join(known))
+    _check_choices("methods", cfg.methods, tuple(method_names()))
+    for name, rule in SCALAR_RULES.items():
+        if not rule.holds(getattr(cfg, name)):
+            raise _bad(name, getattr(cfg, name), rule.text(name.replace("_", "-")))
+    if cfg.gpus_per_trial > 1 and not float(cfg.gpus_per_trial).is_integer():
+        raise _bad("gpus_per_trial", cfg.gpus_per_trial, "a fraction below 1 (trials share a GPU) or a whole number")
+    for name, rule in {**RANGE_RULES, **METHOD_RANGE_RULES}.items():
         lo, hi = getattr(cfg, name)
-        if not (0.0 <= lo < 1.0 and 0.0 <= hi < 1.0) or lo > hi:
-            raise bad(name.replace("_", "-"), f"{lo},{hi}", "lo,hi with 0 <= lo <= hi < 1")
-    for name in ("finetune_lr", "taylor_batches", "lottery_rounds", "hybrid_temperature", "hybrid_alpha"):
-        lo, hi = getattr(cfg, name)
-        if not 0 < lo <= hi:
-            raise bad(name.replace("_", "-"), f"{lo},{hi}", "lo,hi with 0 < lo <= hi")
-    if not set(cfg.magnitude_scope) <= set(MAGNITUDE_SCOPES) or not cfg.magnitude_scope:
-        raise bad("magnitude-scope", ",".join(cfg.magnitude_scope), f"a comma-separated subset of {', '.join(MAGNITUDE_SCOPES)}")
-    if any(k < 0 for k in cfg.lottery_rewind_iter) or not cfg.lottery_rewind_iter:
-        raise bad("lottery-rewind-iter", cfg.lottery_rewind_iter, "non-negative training iterations, e.g. 0,20")
-    for name in ("val_fraction", "test_fraction"):
-        if not 0.0 < getattr(cfg, name) < 0.5:
-            raise bad(name.replace("_", "-"), getattr(cfg, name), "a fraction in (0, 0.5)")
-    for name in ("batch_size", "latency_batch"):
-        if getattr(cfg, name) <= 0:
-            raise bad(name.replace("_", "-"), getattr(cfg, name), "a positive integer")
-    if cfg.baseline_epochs < 0 or cfg.finetune_epochs < 0 or cfg.train_subset < 0:
-        raise ConfigError("--baseline-epochs, --finetune-epochs and --train-subset must be >= 0")
-    if cfg.cpus_per_trial <= 0 or cfg.gpus_per_trial < 0:
-        raise bad("cpus-per-trial", cfg.cpus_per_trial, "CPUs > 0 and GPUs >= 0 per trial")
+        if not (rule.holds(lo) and rule.holds(hi) and lo <= hi):
+            raise _bad(name, (lo, hi), f"lo,hi with {rule.text('lo <= hi')}")
+    for name, known in METHOD_CHOICE_RULES.items():
+        _check_choices(name, getattr(cfg, name), known)
     if cfg.dataset == "cifar10" and cfg.data_dir is None:
-        raise bad("data-dir", None, "a folder for cifar10 (local copy, or where to download it)")
+        raise _bad("data_dir", None, "a folder for cifar10 (local copy, or where to download it)")
     if cfg.data_dir is not None and not cfg.data_dir.is_dir():
-        raise bad("data-dir", str(cfg.data_dir), "an existing folder")
-    if cfg.name is not None and (not cfg.name or "/" in cfg.name or "'" in cfg.name):
-        raise bad("name", cfg.name, "a non-empty name without '/' or quotes")
+        raise _bad("data_dir", str(cfg.data_dir), "an existing folder")
+    if cfg.name is not None and not NAME_PATTERN.fullmatch(cfg.name):
+        raise _bad("name", cfg.name, NAME_RULE)
+    if cfg.experiment is not None and not (cfg.experiment.strip() and cfg.experiment.isprintable()):
+        raise _bad("experiment", cfg.experiment, "a non-empty name of printable characters")
+
+
+def rewind_points(cfg: SearchConfig) -> tuple[int, ...]:
+    """Iterations whose weights the baseline keeps: lottery's rewind points, when lottery is searched."""
+    return tuple(sorted(set(cfg.lottery_rewind_iter) | {0})) if "lottery" in cfg.methods else (0,)
+
+
+def check_against_data(cfg: SearchConfig, n_train: int, n_val: int, classes: list[str]) -> None:
+    """Cross-checks that need the split sizes (known before decoding, see trainables.data.plan_splits)."""
+    where = str(cfg.data_dir) if cfg.data_dir is not None else cfg.dataset
+    if len(classes) < 2:
+        raise _bad("data_dir", where, f"at least 2 classes (found {len(classes)}: {', '.join(classes) or 'none'})")
+    if n_train < 1 or n_val < 1:
+        raise _bad("train_subset" if cfg.train_subset else "val_fraction",
+                   cfg.train_subset or cfg.val_fraction,
+                   f"settings that leave training and validation images (train {n_train}, val {n_val})")
+    if "lottery" in cfg.methods:
+        total = total_steps(n_train, cfg.batch_size, cfg.epochs[0])
+        late = [k for k in cfg.lottery_rewind_iter if k > total]
+        if late:
+            raise _bad("lottery_rewind_iter", cfg.lottery_rewind_iter,
+                       f"rewind points within the baseline's {total} training iterations "
+                       f"({n_train} images / batch {cfg.batch_size} x {cfg.epochs[0]:g} epochs); "
+                       "lower them or raise --baseline-epochs")
 
 
 def config_to_dict(cfg: SearchConfig) -> dict[str, Any]:

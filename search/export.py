@@ -99,6 +99,17 @@ def load_and_run(fmt: str, out: Path, like: torch.nn.Module, x: torch.Tensor) ->
     return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
 
 
+def check_destination(out: Path) -> None:
+    """Before anything is loaded: the file can be written (its folder is created if need be)."""
+    from search.config import ConfigError
+    from search.preflight import check_writable
+
+    try:
+        check_writable("--out", out, file=True)
+    except ConfigError as exc:
+        raise ReproduceError(str(exc)) from None
+
+
 def export_trial(trial: Trial, fmt: str, out: Path) -> float:
     """Writes the model and returns the max abs output difference of the file vs the model."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         check_targets(args)
         check_format_available(args.format)
+        if args.out is not None:
+            check_destination(args.out)
         client, uri = open_store(args.tracking_uri, args.home)
         step(f"export: rebuilding trial {args.run_id} from MLflow")
         trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)

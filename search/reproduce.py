@@ -25,7 +25,8 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from mlflow_config import artifacts, tracking
-from trainables.data import DATASETS, IMAGE_SUFFIXES, DataError, DatasetBundle, Split
+from mlflow_config.secrets import redact
+from trainables.data import DATASETS, IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
 
@@ -67,8 +68,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClient, str]:
+    """The client, and the URI as messages may show it (password masked)."""
     uri = store_uri(tracking_uri, home)
-    return MlflowClient(uri), uri
+    return MlflowClient(tracking.use_credentials(uri)), redact(uri)
 
 
 def store_uri(tracking_uri: str | None, home: Path | None) -> str:
@@ -76,7 +78,7 @@ def store_uri(tracking_uri: str | None, home: Path | None) -> str:
     uri = tracking.resolve_tracking_uri(tracking_uri, (home or DEFAULT_HOME).resolve())
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         # MLflow would silently create an empty database: say where we looked instead.
-        raise ReproduceError(f"--home/--tracking-uri: no MLflow store at {uri}; expected the --home of a "
+        raise ReproduceError(f"--home/--tracking-uri: no MLflow store at {redact(uri)}; expected the --home of a "
                              "finished search (python -m search.run) or its --tracking-uri")
     try:
         tracking.check_reachable(uri)
@@ -197,10 +199,14 @@ def load_image_folder(root: Path, data: DatasetBundle) -> Split:
     xs = []
     ticker = Ticker(f"decoding {root}", len(files))
     for p in files:
-        with Image.open(p) as img:
-            if img.size != (size, size):
-                raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
-            xs.append(torch.frombuffer(bytearray(img.convert(mode).tobytes()), dtype=torch.uint8))
+        try:
+            with Image.open(p) as img:
+                if img.size != (size, size):
+                    raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
+                xs.append(torch.frombuffer(bytearray(img.convert(mode).tobytes()), dtype=torch.uint8))
+        except (OSError, SyntaxError, ValueError) as exc:  # corrupt images are rejected, named (README)
+            raise ReproduceError(f"--test-dir: {p} cannot be decoded ({one_line(exc)}); expected readable "
+                                 "images: delete or replace it") from None
         ticker.update(len(xs))
     x = torch.stack(xs).view(len(files), size, size, data.in_channels).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([data.classes.index(p.parent.name) for p in files], dtype=torch.int64)

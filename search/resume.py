@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
-from search.config import ConfigError, SearchConfig, config_from_dict, config_to_dict
+from mlflow_config.secrets import is_redacted, redact, split_userinfo
+from search.config import SECRET_FIELDS, ConfigError, SearchConfig, config_from_dict, config_to_dict, replace
 
 INTERRUPTED = "interrupted: the search stopped before this trial finished"
 
@@ -42,14 +44,22 @@ def record_path(home: Path, name: str) -> Path:
 
 
 def save_record(home: Path, rec: SearchRecord) -> None:
+    """Passwords in the URIs are stored as *** (a resume takes them from the command line or the
+    environment again); the file is readable by its owner only, all the same."""
     path = record_path(home, rec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"name": rec.name, "config": config_to_dict(rec.config), "tracking_uri": rec.tracking_uri,
-            "experiment_id": rec.experiment_id, "parent_run_id": rec.parent_run_id, "optuna_url": rec.optuna_url}
-    path.write_text(json.dumps(blob, indent=2))
+    config = config_to_dict(rec.config)
+    config.update({k: redact(config[k]) for k in SECRET_FIELDS if config.get(k)})
+    blob = {"name": rec.name, "config": config, "tracking_uri": redact(rec.tracking_uri),
+            "experiment_id": rec.experiment_id, "parent_run_id": rec.parent_run_id, "optuna_url": redact(rec.optuna_url)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(blob, indent=2))
 
 
-def load_record(home: Path, name: str) -> SearchRecord:
+def load_record(home: Path, name: str, given: SearchConfig | None = None) -> SearchRecord:
+    """The record, with any redacted password restored from `given` (the resume's own
+    --tracking-uri / --optuna-storage, or MLFLOW_TRACKING_URI) when it names the same URI."""
     path = record_path(home, name)
     if not path.exists():
         known = sorted(p.stem for p in (home / "searches").glob("*.json")) if (home / "searches").is_dir() else []
@@ -57,10 +67,27 @@ def load_record(home: Path, name: str) -> SearchRecord:
     try:
         blob = json.loads(path.read_text())
         cfg = config_from_dict(blob["config"])
-        return SearchRecord(blob["name"], cfg, blob["tracking_uri"], blob["experiment_id"], blob["parent_run_id"],
-                            blob["optuna_url"])
-    except (ValueError, KeyError, TypeError) as exc:
+        tracking_uri, optuna_url = str(blob["tracking_uri"]), str(blob["optuna_url"])
+        experiment_id, parent_run_id = str(blob["experiment_id"]), str(blob["parent_run_id"])
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise ConfigError(f"--resume: search record {path} is corrupt ({exc}); it cannot be resumed") from None
+    given_tracking = os.environ.get("MLFLOW_TRACKING_URI") or (given.tracking_uri if given else None)
+    tracking_uri = _with_secret(tracking_uri, given_tracking, "--tracking-uri", http_env=True)
+    optuna_url = _with_secret(optuna_url, given.optuna_storage if given else None, "--optuna-storage")
+    cfg = replace(cfg, tracking_uri=tracking_uri if cfg.tracking_uri else None,
+                  optuna_storage=optuna_url if cfg.optuna_storage else None)
+    return SearchRecord(str(blob["name"]), cfg, tracking_uri, experiment_id, parent_run_id, optuna_url)
+
+
+def _with_secret(stored: str, given: str | None, flag: str, http_env: bool = False) -> str:
+    if not is_redacted(stored):
+        return stored
+    if given and redact(given) == stored:
+        return given
+    if http_env and stored.startswith(("http://", "https://")) and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        return split_userinfo(stored)[0]  # MLflow takes the user and password from the environment
+    raise ConfigError(f"--resume: the search used {stored}, whose password is not stored; expected {flag} with "
+                      "the password again" + (" (or MLFLOW_TRACKING_USERNAME/PASSWORD set)" if http_env else ""))
 
 
 def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:

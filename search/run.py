@@ -1,21 +1,22 @@
 """`python -m search.run`: one search, from the command line to the Pareto front in MLflow.
 
-Order matters: everything that can be wrong with the input is checked before Ray starts or an
-MLflow run exists, so bad input leaves nothing behind (one line, exit 2).
+Order matters: search.preflight checks everything that can be known up front before any data
+is decoded, any baseline trained, Ray started or MLflow run created, so bad input leaves nothing
+behind (one line, exit 2). Once the parent run exists, whatever stops the search ends it FAILED
+(or KILLED) with the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from search.config import ConfigError, SearchConfig, load_config
+from mlflow_config.secrets import redact
+from search.cluster import ClusterError
+from search.config import ConfigError, SearchConfig, load_config, rewind_points
 from trainables.data import DataError
-
-
-class ClusterError(Exception):
-    """Ray cluster cannot be reached or started."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,13 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(argv)
         return run_search(cfg)
     except (ConfigError, DataError, ClusterError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # tracking errors come from mlflow_config; keep the import lazy
         from mlflow_config.tracking import TrackingError
 
         if isinstance(exc, TrackingError):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             return 2
         raise
 
@@ -38,32 +39,24 @@ def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -
     """Run (or resume) one search. `points`: Optuna parameter sets to enqueue first, in order,
     instead of the default seeding (one trial per method, then the article's recipe)."""
     from mlflow_config import tracking
+    from search import preflight
     from search.resume import load_record
 
-    home = cfg.home.resolve()
-    if cfg.resume:
-        rec = load_record(home, Path(cfg.resume).name)  # a name, or its Ray storage path
-        tracking.check_reachable(rec.tracking_uri)
-        data, baseline = _prepare(rec.config, home, log)
-        return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
-    name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
-    tracking.check_reachable(tracking.resolve_tracking_uri(cfg.tracking_uri, home))
-    if _study_exists(cfg, home, name):
-        raise ConfigError(f"--name: search {name!r} already exists; choose another name, or --resume {name}")
-    data, baseline = _prepare(cfg, home, log)
-    return _run(cfg, home, data, baseline, log, name=name, points=points)
+    home = cfg.home.expanduser().absolute()
+    with tracking.credentials_restored():
+        if cfg.resume:
+            rec = load_record(home, Path(cfg.resume).name, given=cfg)  # a name, or its Ray storage path
+            preflight.check_resume(rec, home, cfg.address)
+            data, baseline = _prepare(rec.config, home, log)
+            return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
+        name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+        preflight.check_search(cfg, home, name, tracking.resolve_tracking_uri(cfg.tracking_uri, home))
+        data, baseline = _prepare(cfg, home, log)
+        return _run(cfg, home, data, baseline, log, name=name, points=points)
 
 
 def _optuna_url(cfg: SearchConfig, home: Path) -> str:
     return cfg.optuna_storage or f"sqlite:///{home / 'optuna.db'}"
-
-
-def _study_exists(cfg: SearchConfig, home: Path, name: str) -> bool:
-    import optuna
-
-    if not cfg.optuna_storage and not (home / "optuna.db").exists():
-        return False  # don't create the database just to look
-    return name in optuna.study.get_all_study_names(_optuna_url(cfg, home))
 
 
 def _prepare(cfg: SearchConfig, home: Path, log):
@@ -82,7 +75,7 @@ def baseline_spec(cfg: SearchConfig):
     from trainables.baseline import BaselineSpec
 
     return BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment_on,
-                        tuple(sorted(set(cfg.lottery_rewind_iter) | {0})), cfg.schedule)
+                        rewind_points(cfg), cfg.schedule)
 
 
 def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
@@ -99,65 +92,56 @@ def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
             "latency_ms": latency_ms(model, example, cfg.latency_batch)}
 
 
-def _start_ray(address: str | None) -> bool:
-    """Returns True when this call started Ray (and so must shut it down)."""
-    import os
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            # "local" starts a fresh instance: never silently join whatever cluster ran last here.
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"cannot reach Ray at {address or 'local'}: {exc}") from None
-    return True
-
-
 def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = None, resume=None,
          address: str | None = None, points: list[dict] | None = None) -> int:
     import ray
     from mlflow.tracking import MlflowClient
 
     from mlflow_config import tracking
+    from search import cluster
     from search.resume import SearchRecord, reconcile, save_record
     from search.seeding import initial_points
 
     dense = _dense_metrics(cfg, data, baseline)
-    started_ray = _start_ray(address or cfg.address)
+    started_ray = cluster.start_ray(address or cfg.address)
     try:
+        cluster.check_feasible(cfg.cpus_per_trial, cfg.gpus_per_trial)  # a joined cluster: before any run
         if resume is None:
             tracking_uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
-            client = MlflowClient(tracking_uri)
+            client = MlflowClient(tracking.use_credentials(tracking_uri))
             # Only a tracking server picks an artifact root itself; a store MLflow opens directly
             # (sqlite, postgresql, mysql, a path) would default to ./mlruns in the driver's cwd.
             local_store = not tracking_uri.startswith(("http://", "https://", "databricks"))
             exp_id = tracking.ensure_experiment(client, cfg.experiment_name,
                                                 tracking.default_artifact_location(home) if local_store else None)
             parent = tracking.start_run(client, exp_id, name, tags={"search": name, "role": "search"})
-            tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key})
-            tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
             rec = SearchRecord(name, cfg, tracking_uri, exp_id, parent, _optuna_url(cfg, home))
-            save_record(home, rec)
-            done = 0
-            points = initial_points(cfg) if points is None else [dict(p) for p in points]
-            log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
-                f"in experiment {cfg.experiment_name!r}")
+            done, points = 0, initial_points(cfg) if points is None else [dict(p) for p in points]
         else:
-            rec = resume
-            client = MlflowClient(rec.tracking_uri)
-            done, points = reconcile(rec, client, log), []
-            client.update_run(rec.parent_run_id, status="RUNNING")
-            log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
-        start = time.perf_counter()
-        if done < cfg.budget:
-            _tune(cfg, rec, home, data, baseline, dense, done, points, log)
-        return _finish(cfg, rec, client, dense, time.perf_counter() - start, log)
+            rec, done, points = resume, None, []
+            client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+        try:
+            if done is None:
+                done = reconcile(rec, client, log)
+                client.update_run(rec.parent_run_id, status="RUNNING")
+                log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
+            else:
+                tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key})
+                tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
+                save_record(home, rec)
+                log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
+                    f"in experiment {cfg.experiment_name!r}")
+            start = time.perf_counter()
+            if done < cfg.budget:
+                _tune(cfg, rec, home, data, baseline, dense, done, points, log)
+            return _finish(cfg, rec, client, dense, time.perf_counter() - start, log)
+        except BaseException as exc:
+            # Whatever stops the search ends its parent run with the reason, never leaves it RUNNING.
+            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+            with contextlib.suppress(Exception):  # the store itself may be what failed: keep that error
+                tracking.finish_run(client, rec.parent_run_id, ok=False, killed=stopped,
+                                    reason=redact(f"{type(exc).__name__}: {exc}")[:1000])
+            raise
     finally:
         if started_ray:
             ray.shutdown()
@@ -166,32 +150,34 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
 def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
     import os
 
-    from optuna.storages import RDBStorage
     from ray import tune
 
+    from search import cluster
     from search.report import collect_points
     from search.space import make_spec, space_fn
-    from search.tune import OBJECTIVE_ACC, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
+    from search.tune import (OBJECTIVE_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
+                             make_sampler, trial_entry)
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
     spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     searcher = RecordingOptunaSearch(
-        space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg),
-        storage=RDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
+        space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
+        storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
     run_ctx = RunContext(rec.tracking_uri, rec.experiment_id, rec.parent_run_id, rec.name,
                          max(1, int(cfg.cpus_per_trial)), cfg.gpus_per_trial > 0)
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, baseline=baseline, run_ctx=run_ctx),
         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
-    storage = cfg.storage_path or str(home / "ray")
+    storage = _storage_path(cfg, home)
     prior = []  # a resume's progress lines count the front from the trials already finished
     if done:
         from mlflow.tracking import MlflowClient
 
         from mlflow_config import tracking
 
-        runs = tracking.child_runs(MlflowClient(rec.tracking_uri), rec.experiment_id, rec.parent_run_id)
+        runs = tracking.child_runs(MlflowClient(tracking.use_credentials(rec.tracking_uri)), rec.experiment_id,
+                                   rec.parent_run_id)
         prior = collect_points(runs, metric, dense[metric])
     tuner = tune.Tuner(
         trainable,
@@ -201,17 +187,38 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
             name=rec.name if done == 0 else f"{rec.name}-resume-{done}", storage_path=storage, verbose=0,
             # Retries are for workers that died; a trial that raises reports its failure instead.
             failure_config=tune.FailureConfig(max_failures=2),
-            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done, points=prior)]))
+            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done, points=prior),
+                       cluster.stop_when_infeasible(cfg.cpus_per_trial, cfg.gpus_per_trial)]))
     # A failed trial reports no objective; without this Tune would abort the whole search.
     saved = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING")
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     try:
         tuner.fit()
+    except Exception as exc:  # Tune may wrap what a callback raised; the user needs the reason only
+        reason = _cause(exc, cluster.ClusterError)
+        if reason is not None:
+            raise cluster.ClusterError(str(reason)) from None
+        raise
     finally:
         if saved is None:
             os.environ.pop("TUNE_DISABLE_STRICT_METRIC_CHECKING", None)
         else:
             os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = saved
+
+
+def _storage_path(cfg: SearchConfig, home: Path) -> str:
+    """Ray Tune wants an absolute local path (or a URI such as s3://)."""
+    if not cfg.storage_path:
+        return str(home / "ray")
+    if "://" in cfg.storage_path and not cfg.storage_path.startswith("file://"):
+        return cfg.storage_path
+    return str(Path(cfg.storage_path.removeprefix("file://")).expanduser().absolute())
+
+
+def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _finish(cfg, rec, client, dense, wall: float, log) -> int:
@@ -240,7 +247,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     remote = rec.tracking_uri.startswith(("http://", "https://"))
     start = "" if remote else f"  python -m search.ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"
-        f"  MLflow UI: {runs_link(rec.tracking_uri if remote else 'http://127.0.0.1:5000', rec.experiment_id)}\n"
+        f"  MLflow UI: {runs_link(redact(rec.tracking_uri) if remote else 'http://127.0.0.1:5000', rec.experiment_id)}\n"
         f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
         f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
         f"python -m search.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))

@@ -20,6 +20,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from mlflow_config import artifacts, tracking
+from mlflow_config.secrets import redact
 from search.config import SearchConfig
 from search.pareto import Point, front
 from trainables.trial import SPARSITY_PREFIX, run_trial
@@ -31,7 +32,7 @@ OBJECTIVE_ACC = "val_acc"
 class RunContext:
     """What every trial needs to record itself in MLflow (picklable, shipped once)."""
 
-    tracking_uri: str
+    tracking_uri: str  # may carry user:password@: it lives in Ray's object store only, never on disk
     experiment_id: str
     parent_run_id: str
     search_name: str
@@ -47,7 +48,7 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
     and the MLflow run is FAILED with the reason."""
     torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
     device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
-    client = MlflowClient(run_ctx.tracking_uri)
+    client = MlflowClient(tracking.use_credentials(run_ctx.tracking_uri))  # basic auth from the URI, any node
     finished = _finished_run(client, run_ctx, config.get("optuna_trial"))
     if finished is not None:  # a retry after the run had finished: report it, don't redo it
         tune.report({**finished.data.metrics, "mlflow_run_id": finished.info.run_id})
@@ -131,17 +132,35 @@ class RecordingOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
-def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
+class PrivateRDBStorage(optuna.storages.RDBStorage):
+    """Ray Tune pickles the searcher, and with it this storage, into its experiment state on disk
+    (tuner.pkl, searcher-state-*.pkl). That copy is never loaded back (a resume opens the study
+    anew from the search record), so it is written without the URL's password."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["url"] = redact(state["url"])
+        return state
+
+
+def sampler_seed(seed: int, trials_before: int) -> int:
+    """A resumed search must not replay its first draws: the sampler's seed moves on with the
+    number of trials the study already holds (still reproducible from the same history)."""
+    return (seed + trials_before * 1_000_003) % 2**32
+
+
+def make_sampler(cfg: SearchConfig, trials_before: int = 0) -> optuna.samplers.BaseSampler:
     import warnings
 
+    seed = sampler_seed(cfg.seed, trials_before)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if cfg.sampler == "tpe":
             # constant_liar keeps concurrent trials from all sampling the same point.
-            return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, constant_liar=True)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
         if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=max(4, min(20, cfg.budget // 4)))
-        return optuna.samplers.RandomSampler(seed=cfg.seed)
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, cfg.budget // 4)))
+        return optuna.samplers.RandomSampler(seed=seed)
 
 
 class Progress(tune.Callback):

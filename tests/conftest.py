@@ -27,10 +27,12 @@ class FinishedSearch:
 def ray_session():
     import ray
 
+    from search.cluster import start_local_ray
+
     os.environ.setdefault("RAY_ACCEPT_CALLBACK_OUTPUTS", "1")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        start_local_ray(num_cpus=2)  # as a search starts it: every server on 127.0.0.1
     yield
     if started:
         ray.shutdown()

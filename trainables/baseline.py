@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainables.data import DataError, DatasetBundle
+from trainables.data import DataError, DatasetBundle, one_line
 from trainables.loops import Normalizer, evaluate, train
 from trainables.models import build_model
 from trainables.progress import duration, time_left
@@ -63,10 +63,7 @@ def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=p
     key = spec.key(data)
     path = cache_dir / "baselines" / f"{key}.pt"
     if path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"corrupt baseline cache {path} ({type(exc).__name__}); delete it to retrain") from None
+        blob = _read_cache(path, spec)
         log(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
             f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
         return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=blob["spec"])
@@ -79,6 +76,24 @@ def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=p
                 "metrics": baseline.metrics, "spec": baseline.spec}, tmp)
     os.replace(tmp, path)  # atomic: a crash mid-write never leaves a corrupt cache
     return baseline
+
+
+CACHE_KEYS = ("state", "rewind_states", "metrics", "spec")
+
+
+def _read_cache(path: Path, spec: BaselineSpec) -> dict:
+    """The cached blob, complete; else one DataError naming the file to delete (it loads with
+    weights_only, so nothing in it runs)."""
+    try:
+        blob = torch.load(path, weights_only=True)
+        missing = [k for k in CACHE_KEYS if k not in blob]
+        missing += [f"metrics.{k}" for k in ("val_acc", "test_acc") if k not in blob.get("metrics", {})]
+        missing += [f"rewind_states[{k}]" for k in spec.rewind_iters if k not in blob.get("rewind_states", {})]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing)}")
+    except Exception as exc:  # noqa: BLE001 - unreadable or incomplete: the same to the user
+        raise DataError(f"corrupt baseline cache {path} ({one_line(exc)}); delete it to retrain") from None
+    return blob
 
 
 def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:

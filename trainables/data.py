@@ -20,6 +20,9 @@ from trainables.progress import Ticker
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 DATASETS = ("digits", "cifar10")
+# Sizes known without decoding anything: scikit-learn's digits, torchvision's CIFAR-10 train split.
+KNOWN_SIZES = {"digits": (1797, [str(c) for c in range(10)]), "cifar10": (50000, [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])}
 
 
 class DataError(Exception):
@@ -85,6 +88,44 @@ def load_dataset(
     return _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset)
 
 
+@dataclass(frozen=True)
+class SplitPlan:
+    """Split sizes and classes, known before any image is decoded."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    classes: list[str]
+
+
+def split_sizes(n: int, has_test: bool, val_fraction: float, test_fraction: float,
+                train_subset: int) -> tuple[int, int, int]:
+    """(train, val, test held out of n); `_split` carves exactly these."""
+    n_val = int(round(val_fraction * n))
+    n_test = 0 if has_test else int(round(test_fraction * n))
+    n_train = n - n_val - n_test
+    return (min(n_train, train_subset) if train_subset else n_train), n_val, n_test
+
+
+def plan_splits(name: str, data_dir: Path | None, val_fraction: float, test_fraction: float,
+                train_subset: int) -> SplitPlan:
+    """What `load_dataset` will produce, from file names only (an image folder is listed, not
+    decoded), so a search can check its settings against the data before anything starts."""
+    if name == "cifar10" and data_dir is not None and (data_dir / "train").is_dir():
+        files = image_files(data_dir / "train")
+        classes = sorted({p.relative_to(data_dir / "train").parts[0] for p in files})  # as the decoder labels
+        n, has_test = len(files), (data_dir / "test").is_dir()
+    else:  # digits, or torchvision's CIFAR-10 (local or downloaded): fixed sizes
+        n, classes = KNOWN_SIZES[name]
+        has_test = name == "cifar10"
+    n_train, n_val, n_test = split_sizes(n, has_test, val_fraction, test_fraction, train_subset)
+    return SplitPlan(n_train, n_val, n_test, classes)
+
+
+def image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def _digits():
     from sklearn.datasets import load_digits
 
@@ -127,7 +168,7 @@ def _torchvision_cifar10(data_dir: Path):
 
 
 def _cached_image_folder(root: Path, cache_dir: Path):
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(root)
     if not files:
         raise DataError(f"no images under {root}: expected {root}/<class>/*.jpg")
     stats = [(str(p.relative_to(root)), p.stat().st_size) for p in files]
@@ -137,8 +178,8 @@ def _cached_image_folder(root: Path, cache_dir: Path):
         try:
             blob = torch.load(path, weights_only=True)
             return blob["x"], blob["y"], list(blob["classes"])
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"corrupt dataset cache {path} ({type(exc).__name__}); delete it to decode again") from None
+        except Exception as exc:  # noqa: BLE001 - unreadable or incomplete: the same to the user
+            raise DataError(f"corrupt dataset cache {path} ({one_line(exc)}); delete it to decode again") from None
     x, y, classes = _decode_image_folder(root, files)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -147,34 +188,55 @@ def _cached_image_folder(root: Path, cache_dir: Path):
     return x, y, classes
 
 
-def _decode_image_folder(root: Path, files: list[Path]):
-    from PIL import Image
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, short: for one-line CLI errors."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
+
+def _decode_image_folder(root: Path, files: list[Path]):
     classes = sorted({p.relative_to(root).parts[0] for p in files})
     index = {c: i for i, c in enumerate(classes)}
-    first = np.asarray(Image.open(files[0]).convert("RGB"))
+    print(f"decoding {len(files)} images under {root} once (cached afterwards)", flush=True)
+    decoded, bad = [], []
+    ticker = Ticker("  decoded", len(files), stream=sys.stdout)  # with the time left
+    for p in files:
+        try:
+            decoded.append(read_image(p, "RGB"))
+        except DataError as exc:
+            bad.append(str(exc))
+        ticker.update(len(decoded) + len(bad))
+    if bad:  # every corrupt file found in one pass, so one fix round is enough
+        raise DataError(f"{len(bad)} of {len(files)} images under {root} cannot be decoded, e.g. {bad[0]}; "
+                        "expected readable images: delete or replace them")
+    first = decoded[0]
     x = np.empty((len(files), *first.shape), dtype=np.uint8)
     y = np.empty(len(files), dtype=np.int64)
-    print(f"decoding {len(files)} images under {root} once (cached afterwards)", flush=True)
-    ticker = Ticker("  decoded", len(files), stream=sys.stdout)  # with the time left
-    for i, p in enumerate(files):
-        with Image.open(p) as img:
-            arr = np.asarray(img.convert("RGB"))
+    for i, (p, arr) in enumerate(zip(files, decoded)):
         if arr.shape != first.shape:
             raise DataError(f"{p} is {arr.shape[1]}x{arr.shape[0]}, expected {first.shape[1]}x{first.shape[0]} like the rest")
         x[i], y[i] = arr, index[p.relative_to(root).parts[0]]
-        ticker.update(i + 1)
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y), classes
+
+
+def read_image(path: Path, mode: str) -> np.ndarray:
+    """Pixels of one image file, H x W (x C); a file that is not a readable image is a DataError
+    naming it (the policy: corrupt images are rejected, never silently skipped)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert(mode))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path} ({one_line(exc)})") from None
 
 
 def _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset):
     gen = torch.Generator().manual_seed(split_seed)
     order = torch.randperm(len(labels), generator=gen)
-    n_val = int(round(val_fraction * len(labels)))
-    n_test = 0 if test is not None else int(round(test_fraction * len(labels)))
-    val_idx, test_idx, train_idx = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
-    if train_subset:
-        train_idx = train_idx[:train_subset]
+    n_train, n_val, n_test = split_sizes(len(labels), test is not None, val_fraction, test_fraction, train_subset)
+    val_idx, test_idx = order[:n_val], order[n_val : n_val + n_test]
+    train_idx = order[n_val + n_test :][:n_train]
     train = Split(images[train_idx], labels[train_idx])
     val = Split(images[val_idx], labels[val_idx])
     test_split = Split(*test) if test is not None else Split(images[test_idx], labels[test_idx])

@@ -65,6 +65,12 @@ def batches(split: Split, batch_size: int, norm: Normalizer, gen: torch.Generato
         yield norm(split.x[idx].to(device), gen), split.y[idx].to(device)
 
 
+def total_steps(n_examples: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps of `train`: fractional epochs round to whole steps, at least one. Also
+    what a lottery rewind point is checked against before any training starts."""
+    return max(1, int(round(epochs * math.ceil(n_examples / batch_size))))
+
+
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor,
                       temperature: float, alpha: float) -> torch.Tensor:
     """Hinton et al.: (1-a)*CE(student, y) + a*T^2*KL(softmax(teacher/T) || softmax(student/T)),
@@ -103,8 +109,8 @@ def train(
     `on_epoch(epoch, epochs, mean_loss)` after each epoch (1-based; a fractional last epoch counts).
     Returns the mean loss of the last epoch."""
     gen = torch.Generator().manual_seed(seed)
+    total = total_steps(len(split), batch_size, epochs)
     steps_per_epoch = math.ceil(len(split) / batch_size)
-    total = max(1, int(round(epochs * steps_per_epoch)))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = _scheduler(opt, schedule, lr, total)
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step

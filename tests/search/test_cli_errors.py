@@ -1,50 +1,255 @@
-"""Bad input: one line naming the value and what is accepted, exit 2, no Ray, no MLflow run."""
+"""Bad input: one line naming the flag, the value and what is accepted, exit 2, within seconds,
+and nothing created: --home as it was, no MLflow run, no Ray started, no data decoded."""
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import pytest
 
 import search.run as run_module
 
+LONG_NAME = "n" * 300
+PASSWORD = "s3cret-pw"
+
+# (argv, what the one line must contain). Placeholders: HOME (the --home given), TMP (a scratch
+# folder), FILE (a plain file in TMP).
 CASES = {
     "budget zero": (["--budget", "0"], "--budget: 0"),
     "budget not a number": (["--budget", "lots"], "--budget: 'lots' is not an integer"),
     "unknown dataset": (["--dataset", "imagenet"], "--dataset: 'imagenet'"),
     "unknown model": (["--model", "alexnet"], "--model: 'alexnet'"),
     "unknown method": (["--methods", "magnitude,prayer"], "--methods: 'prayer'"),
+    "duplicate method": (["--methods", "magnitude,magnitude"], "--methods: 'magnitude,magnitude' is not accepted; "
+                         "expected a comma-separated subset of"),
     "bounds above one": (["--bounds-fc", "0.1,1.2"], "--bounds-fc: '0.1,1.2'"),
-    "bounds negative": (["--bounds-conv=-0.1,0.5"], "--bounds-conv: '-0.1,0.5'"),
+    "bounds negative joined": (["--bounds-conv=-0.1,0.5"], "--bounds-conv: '-0.1,0.5'"),
+    "bounds negative as next argument": (["--bounds-fc", "-0.1,0.5"],
+                                         "--bounds-fc: '-0.1,0.5' is not accepted; expected lo,hi with 0 <= lo"),
     "bounds min above max": (["--bounds-conv", "0.6,0.2"], "lo,hi with 0 <= lo <= hi < 1"),
     "missing data dir": (["--dataset", "cifar10", "--data-dir", "/no/such/dir"], "--data-dir: '/no/such/dir'"),
     "unknown flag": (["--budgit", "3"], "unrecognized arguments: --budgit 3"),
+    "config is a folder": (["--config", "TMP"], "--config: 'TMP' cannot be read"),
+    # numbers: type, finiteness, range
+    "baseline epochs nan": (["--baseline-epochs", "nan"], "--baseline-epochs: 'nan' is not a finite number"),
+    "finetune epochs nan": (["--finetune-epochs", "nan"], "--finetune-epochs: 'nan' is not a finite number"),
+    "baseline lr nan": (["--baseline-lr", "nan"], "--baseline-lr: 'nan' is not a finite number"),
+    "baseline lr negative": (["--baseline-lr", "-1"], "--baseline-lr: -1.0 is not accepted; expected 0 < baseline-lr"),
+    "baseline lr zero": (["--baseline-lr", "0"], "--baseline-lr: 0.0 is not accepted; expected 0 < baseline-lr"),
+    "finetune lr inf": (["--finetune-lr", "0.001,inf"], "--finetune-lr: '0.001,inf' is not lo,hi finite numbers"),
+    "hybrid temperature inf": (["--hybrid-temperature", "1,inf"], "--hybrid-temperature: '1,inf' is not lo,hi finite"),
+    "cpus per trial nan": (["--cpus-per-trial", "nan"], "--cpus-per-trial: 'nan' is not a finite number"),
+    "gpus per trial nan": (["--gpus-per-trial", "nan"], "--gpus-per-trial: 'nan' is not a finite number"),
+    "gpus per trial negative": (["--gpus-per-trial", "-1"], "--gpus-per-trial: -1.0 is not accepted; expected 0 <= "),
+    "gpus per trial 1.5": (["--gpus-per-trial", "1.5"], "--gpus-per-trial: 1.5 is not accepted; expected a fraction"),
+    "max concurrent negative": (["--max-concurrent", "-1"], "--max-concurrent: -1 is not accepted; expected 0 <= "),
+    "seed too large": (["--seed", "99999999999999999999"],
+                       "--seed: 99999999999999999999 is not accepted; expected 0 <= seed <= 4294967295"),
+    "taylor batches fractional": (["--taylor-batches", "0.5,0.7"], "--taylor-batches: '0.5,0.7' is not lo,hi integers"),
+    "taylor batches zero": (["--taylor-batches", "0,4"], "--taylor-batches: '0,4' is not accepted; expected lo,hi with "
+                            "1 <= lo <= hi"),
+    "hybrid filter ratio above the pruner's limit": (["--hybrid-filter-ratio", "0.92,0.95"],
+                                                     "--hybrid-filter-ratio: '0.92,0.95' is not accepted; expected "
+                                                     "lo,hi with 0 <= lo <= hi < 0.9"),
+    "duplicate rewind points": (["--lottery-rewind-iter", "0,0"], "--lottery-rewind-iter: '0,0' is not accepted"),
+    # cross-checks against the data (sizes known before decoding)
+    "rewind point past the baseline": (["--lottery-rewind-iter", "0,100000"],
+                                       "--lottery-rewind-iter: '0,100000' is not accepted; expected rewind points "
+                                       "within the baseline's 360 training iterations"),
+    "baseline too short for the rewind point": (["--baseline-epochs", "0.5"],
+                                                "--lottery-rewind-iter: '0,20' is not accepted; expected rewind points "
+                                                "within the baseline's 6 training iterations"),
+    "train subset leaves nothing": (["--val-fraction", "0.0001"], "--val-fraction: 0.0001 is not accepted; expected "
+                                    "settings that leave training and validation images"),
+    # names
+    "name too long": (["--name", LONG_NAME], f"--name: '{LONG_NAME}' is not accepted; expected 1-100 letters"),
+    "name with a newline": (["--name", "a\nb"], "--name: 'a\\nb' is not accepted"),
+    "name with a slash": (["--name", "a/b"], "--name: 'a/b' is not accepted"),
+    # destinations
+    "home is a file": (["--home", "FILE"], "--home: 'FILE' is a file; expected a folder you can write"),
+    "home under a file": (["--home", "FILE/home"], "--home: 'FILE/home' cannot be created"),
+    "home unwritable": (["--home", "/proc/prune-search-home"], "--home: '/proc/prune-search-home' is not writable"),
+    "storage path unwritable": (["--storage-path", "/proc/prune-search-ray"],
+                                "--storage-path: '/proc/prune-search-ray' is not writable"),
+    # stores and cluster
+    "tracking uri of an unknown kind": (["--tracking-uri", "foo://bar"], "--tracking-uri: 'foo://bar' is not accepted; "
+                                        "expected an MLflow tracking URI"),
+    "tracking server down, password redacted": (["--tracking-uri", f"http://alice:{PASSWORD}@127.0.0.1:1"],
+                                                "--tracking-uri: MLflow server http://alice:***@127.0.0.1:1 is "
+                                                "unreachable"),
+    "optuna storage of an unknown kind": (["--optuna-storage", "foo://bar"], "--optuna-storage: 'foo://bar' is not "
+                                          "accepted"),
+    "ray address that does not answer": (["--address", "127.0.0.1:1"], "--address: '127.0.0.1:1' does not answer"),
+    "ray address malformed": (["--address", "nonsense"], "--address: 'nonsense' is not accepted; expected HOST:PORT"),
+    "gpus on a machine without": (["--gpus-per-trial", "0.3"], "--gpus-per-trial: 0.3 is not accepted; this machine "
+                                  "has 0 GPUs"),
+    "more cpus than the machine": (["--cpus-per-trial", "4096"], "--cpus-per-trial: 4096 is not accepted; this "
+                                   "machine has"),
 }
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    if not folder.is_dir():
+        return {}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
 
 
 @pytest.fixture
 def guarded(monkeypatch, tmp_path):
-    """Fails the test if Ray would start; returns a home folder that must stay empty."""
-    monkeypatch.setattr(run_module, "_start_ray", lambda address: pytest.fail("Ray started on bad input"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    """Fails the test if Ray would start or data be decoded; no GPU, whatever the machine has.
+    Returns the --home folder."""
+    import torch
+
+    from search import cluster
+    from trainables import data
+
+    monkeypatch.setattr(cluster, "start_ray", lambda address: pytest.fail("Ray started on bad input"))
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data decoded on bad input"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
     return tmp_path / "home"
 
 
-def check_rejected(argv, expected, home, capsys):
-    code = run_module.main([*argv, "--home", str(home)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
-    assert not (home / "mlflow.db").exists()  # no MLflow run, not even a database
+def check_rejected(argv, expected, home, capsys, secret: str = PASSWORD):
+    """Exit 2, one line, in seconds; --home exactly as before (no MLflow or Optuna DB, no cache)."""
+    before = snapshot(home)
+    start = time.monotonic()
+    code = run_module.main([*argv, "--home", str(home)] if "--home" not in argv else argv)
+    took = time.monotonic() - start
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert secret not in out + err
+    assert snapshot(home) == before
+    assert took < 20, f"took {took:.1f}s"
+    return took
+
+
+def fill(argv: list[str], tmp_path: Path) -> list[str]:
+    (tmp_path / "file").write_text("x")
+    subs = {"TMP": str(tmp_path), "FILE": str(tmp_path / "file")}
+    return [subs.get(a, a.replace("FILE/", subs["FILE"] + "/")) for a in argv]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_exits_2_with_one_line_and_creates_nothing(case, guarded, capsys):
+def test_bad_input_exits_2_with_one_line_and_creates_nothing(case, guarded, tmp_path, capsys):
     argv, expected = CASES[case]
-    check_rejected(argv, expected, guarded, capsys)
+    expected = expected.replace("'TMP'", repr(str(tmp_path))).replace("'FILE", "'" + str(tmp_path / "file"))
+    check_rejected(fill(argv, tmp_path), expected, guarded, capsys)
+
+
+def test_unanswered_ray_address_fails_in_seconds(guarded, capsys):
+    """TEST-NET-1 (RFC 5737) routes nowhere: no answer at all, or no route."""
+    took = check_rejected(["--address", "192.0.2.1:6379"], "--address: '192.0.2.1:6379' does not answer",
+                          guarded, capsys)
+    assert took < 15
+
+
+def test_silent_server_at_the_address_fails_in_seconds(guarded, capsys):
+    """A port that accepts connections but never speaks (ray.init would retry for minutes)."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # never accepted, never answered
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        took = check_rejected(["--address", address], f"--address: '{address}' does not answer", guarded, capsys)
+    assert took < 15
+
+
+@pytest.mark.parametrize("db,expected", [
+    ("mlflow.db", "--home: {path} is not a readable SQLite database"),
+    ("optuna.db", "--home: the Optuna storage sqlite:///{path} cannot be used"),
+])
+def test_corrupt_store_in_home_is_one_line(db, expected, guarded, capsys):
+    guarded.mkdir()
+    path = guarded / db
+    path.write_bytes(b"this is not a database, just bytes" * 100)
+    expected = expected.format(path=path)
+    if db == "optuna.db":  # sqlite3 itself says so before Optuna is asked
+        expected = f"--home: {path} is not a readable SQLite database"
+    check_rejected([], expected, guarded, capsys)
+
+
+def test_sqlite_file_of_another_program_is_not_an_mlflow_store(guarded, capsys):
+    import sqlite3
+
+    guarded.mkdir()
+    con = sqlite3.connect(guarded / "mlflow.db")
+    con.execute("CREATE TABLE notes (x)")
+    con.commit()
+    con.close()
+    check_rejected([], "without MLflow's tables", guarded, capsys)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    from PIL import Image
+
+    def make(classes: list[str], corrupt: int = 0) -> Path:
+        root = tmp_path / "images"
+        for c in classes:
+            (root / "train" / c).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / "train" / c / f"{i}.png")
+        for i in range(corrupt):
+            (root / "train" / classes[0] / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+        return root
+
+    return make
+
+
+def test_image_folder_with_one_class_is_rejected_before_decoding(image_folder, guarded, capsys):
+    root = image_folder(["cat"])
+    check_rejected(["--dataset", "cifar10", "--data-dir", str(root)],
+                   f"--data-dir: '{root}' is not accepted; expected at least 2 classes (found 1: cat)", guarded, capsys)
+
+
+def test_corrupt_images_are_named_and_rejected(image_folder, monkeypatch, tmp_path, capsys):
+    """Decoding runs (the only way to find a corrupt file), then one line naming a bad file and
+    the count; no cache written, no Ray, no MLflow."""
+    from search import cluster
+
+    monkeypatch.setattr(cluster, "start_ray", lambda address: pytest.fail("Ray started on bad input"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = image_folder(["cat", "dog"], corrupt=2)
+    check_rejected(["--dataset", "cifar10", "--data-dir", str(root), "--methods", "magnitude"],
+                   f"2 of 10 images under {root / 'train'} cannot be decoded, e.g. {root / 'train' / 'cat'}/bad0.jpg",
+                   tmp_path / "home", capsys)
+
+
+def test_resume_without_the_stored_password_is_one_line(tmp_path, guarded, capsys, monkeypatch):
+    from search.config import load_config
+    from search.resume import SearchRecord, save_record
+
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    uri = f"http://alice:{PASSWORD}@127.0.0.1:5000"
+    cfg = load_config(["--tracking-uri", uri, "--name", "s"])
+    save_record(guarded, SearchRecord("s", cfg, uri, "1", "abc", f"sqlite:///{guarded}/optuna.db"))
+    path = guarded / "searches" / "s.json"
+    assert PASSWORD not in path.read_text() and "alice:***@" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    check_rejected(["--resume", "s", "--home", str(guarded)],
+                   "--resume: the search used http://alice:***@127.0.0.1:5000, whose password is not stored", guarded,
+                   capsys)
+
+
+def test_config_file_values_apply_and_flags_win(tmp_path):
+    from search.config import load_config
+
+    path = tmp_path / "search.toml"
+    path.write_text('budget = 7\nmethods = ["fpgm", "hybrid"]\nbounds-fc = [0.5, 0.9]\n')
+    cfg = load_config(["--config", str(path), "--budget", "9"])
+    assert cfg.budget == 9 and cfg.methods == ("fpgm", "hybrid") and cfg.bounds_fc == (0.5, 0.9)
 
 
 @pytest.mark.parametrize("content,expected", [
     ("budget = [1, 2", "is not valid TOML"),
     ("budgett = 3", "unknown setting(s) budgett"),
     ("budget = 'x'", "--budget: 'x' is not an integer"),
+    ("taylor-batches = [0.5, 0.7]", "--taylor-batches: '0.5,0.7' is not lo,hi integers"),
 ])
 def test_malformed_config_file_exits_2(content, expected, guarded, tmp_path, capsys):
     path = tmp_path / "search.toml"
@@ -56,13 +261,17 @@ def test_missing_config_file_exits_2(guarded, tmp_path, capsys):
     check_rejected(["--config", str(tmp_path / "nope.toml")], "does not exist", guarded, capsys)
 
 
-def test_config_file_values_apply_and_flags_win(tmp_path):
-    from search.config import load_config
+def test_accepted_limits_are_the_pruners_own():
+    """Validation derives the hybrid limit from the pruner: what one accepts, the other runs."""
+    from pruners.hybrid import MAX_FILTER_RATIO
+    from search.config import METHOD_RANGE_RULES, ConfigError, load_config
 
-    path = tmp_path / "search.toml"
-    path.write_text('budget = 7\nmethods = ["fpgm", "hybrid"]\nbounds-fc = [0.5, 0.9]\n')
-    cfg = load_config(["--config", str(path), "--budget", "9"])
-    assert cfg.budget == 9 and cfg.methods == ("fpgm", "hybrid") and cfg.bounds_fc == (0.5, 0.9)
+    assert METHOD_RANGE_RULES["hybrid_filter_ratio"].hi == MAX_FILTER_RATIO
+    below = round(MAX_FILTER_RATIO - 0.01, 6)
+    assert load_config(["--hybrid-filter-ratio", f"0,{below}"]).hybrid_filter_ratio == (0.0, below)
+    with pytest.raises(ConfigError):
+        load_config(["--hybrid-filter-ratio", f"0,{MAX_FILTER_RATIO}"])
+    assert load_config(["--taylor-batches", "2,6"]).taylor_batches == (2, 6)
 
 
 def test_help_explains_and_exits_0(capsys):

@@ -98,9 +98,31 @@ def test_unknown_search_is_one_line_listing_the_known_ones(two_searches, capsys)
     (["a", "--size-budget", "lots"], "--size-budget: invalid float value: 'lots'"),
     (["a", "--objective", "speed"], "--objective: invalid choice: 'speed'"),
     (["a"], "no MLflow store at sqlite:///"),
+    (["n" * 300], "SEARCH: 'nnnnnnnn"),  # checked before the store is even opened
+    (["a\nb"], "SEARCH: 'a\\nb' is not accepted; expected a search name"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     code = compare.main([*argv, "--home", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_a_compare_run_that_fails_to_log_ends_failed_with_the_reason(tmp_path, monkeypatch):
+    """Never left RUNNING: whatever breaks while logging, the run says FAILED and why."""
+    from types import SimpleNamespace
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    parent = SimpleNamespace(info=SimpleNamespace(experiment_id=exp, run_id="p" * 32))
+    row = {"hypervolume": 0.5, "front_points": 1, "best_val_acc": "-"}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(compare, "_log_comparison", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        compare.log_compare_run(client, [compare.Compared("s", parent, [], row)], "size_bytes", 0.5)
+    runs = client.search_runs([exp], "tags.role = 'compare'")
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert runs[0].data.tags["failure_reason"] == "RuntimeError: disk full"

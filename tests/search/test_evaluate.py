@@ -89,6 +89,19 @@ def test_bad_run_or_folder_is_one_line_exit_2(digits_search, argv, expected, cap
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
 
 
+@pytest.mark.slow
+def test_corrupt_image_in_test_dir_is_named(digits_search, tmp_path, capsys):
+    folder = tmp_path / "test-dir" / "3"
+    folder.mkdir(parents=True)
+    Image.fromarray(torch.zeros(8, 8, dtype=torch.uint8).numpy(), mode="L").save(folder / "ok.png")
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code = evaluate.main(["--run-id", pareto_runs(digits_search)[0].info.run_id, "--test-dir",
+                          str(tmp_path / "test-dir"), *store_args(digits_search)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --test-dir: {folder / 'bad.png'} cannot be decoded"), err
+
+
 @pytest.mark.parametrize("argv,expected", [
     ([], "required: --run-id"),
     (["--run-id", "x", "--dataset", "imagenet"], "--dataset: invalid choice: 'imagenet'"),

@@ -124,10 +124,15 @@ def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path
     (["--format", "state_dict"], "--out: required with --format"),
     ([], "nothing to do; expected --format FORMAT --out PATH, --register NAME, or both"),
     (["--register", "my model/v1"], "--register: 'my model/v1' is not accepted"),
+    (["--format", "state_dict", "--out", "/proc/prune-search/m.pt"], "--out: '/proc/prune-search/m.pt' is not "
+     "writable"),
+    (["--format", "state_dict", "--out", "FILE/m.pt"], "cannot be created"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    argv = [str(tmp_path) if a == "HOME" else str(tmp_path / a) if a == "m.pt" else a for a in argv]
+    (tmp_path / "file").write_text("x")
+    argv = [str(tmp_path) if a == "HOME" else str(tmp_path / a) if a == "m.pt" else
+            a.replace("FILE", str(tmp_path / "file")) for a in argv]
     code = export.main(["--run-id", "abc", *argv, "--home", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err

@@ -96,6 +96,11 @@ def test_sigkilled_driver_resumes_to_budget_without_loss_or_duplicates(tmp_path)
     after = study_counts(tmp_path, name)
     assert after.get("COMPLETE", 0) + after.get("FAIL", 0) == budget
     assert after.get("RUNNING", 0) == 0
+    # The resumed sampler continues the study instead of replaying its first draws.
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    configs = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(configs) == len(set(configs)), [t.params for t in complete]
     finished = [r for r in child_runs(tmp_path, name) if r.info.status == "FINISHED"]
     trial_numbers = [r.data.params["optuna_trial"] for r in finished]
     assert len(trial_numbers) == len(set(trial_numbers)) == after.get("COMPLETE", 0)  # one run per completed trial
@@ -106,6 +111,25 @@ def test_sigkilled_driver_resumes_to_budget_without_loss_or_duplicates(tmp_path)
     on_front = sum(r.data.tags.get("pareto") == "true" for r in finished)
     last_ok = [line for line in progress if "front:" in line][-1]  # a failed trial's line has none
     assert progress[-1].startswith(f"[{budget}/{budget}]") and f"front: {on_front} point" in last_ok, progress
+
+
+def test_an_error_after_the_parent_run_started_ends_it_failed_with_the_reason(ray_session, tmp_path, monkeypatch,
+                                                                             capsys):
+    """E.g. every node that could hold a trial left mid-search: exit 2, one line, parent FAILED."""
+    import search.run as run_module
+    from search.cluster import ClusterError
+
+    def no_node_left(*args, **kwargs):
+        raise ClusterError("the search stopped: --gpus-per-trial: 1 is not accepted; no node of the Ray cluster "
+                           "has that many GPUs (largest: 0)")
+
+    monkeypatch.setattr(run_module, "_tune", no_node_left)
+    result = run_small_search(tmp_path, "node-left", 2, "--methods", "magnitude", "--baseline-epochs", "2")
+    assert result.exit_code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: the search stopped: --gpus-per-trial")
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    assert parent.info.status == "FAILED"
+    assert "no node of the Ray cluster" in parent.data.tags["failure_reason"]
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_the_search_completes(tmp_path):

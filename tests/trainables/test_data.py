@@ -55,3 +55,26 @@ def test_corrupt_dataset_cache_is_one_clear_error(tmp_path):
         cached.write_bytes(b"garbage")
     with pytest.raises(DataError, match="corrupt dataset cache"):
         load_dataset("cifar10", tmp_path / "data", tmp_path / "home")
+
+
+@pytest.mark.parametrize("vf,tf,subset", [(0.1, 0.1, 0), (0.15, 0.2, 0), (0.1, 0.1, 100)])
+def test_split_plan_without_decoding_matches_what_is_loaded(tmp_path, vf, tf, subset):
+    """The preflight's sizes (rewind point checks) are the loader's, for digits and an image folder."""
+    from trainables.data import plan_splits
+
+    write_tree(tmp_path / "data" / "train", per_class=40)
+    for name, folder in (("digits", None), ("cifar10", tmp_path / "data")):
+        plan = plan_splits(name, folder, vf, tf, subset)
+        d = load_dataset(name, folder, tmp_path / "home", 0, vf, tf, subset)
+        assert (plan.n_train, plan.n_val, plan.n_test) == (len(d.train), len(d.val), len(d.test)), name
+        assert plan.classes == d.classes
+
+
+def test_corrupt_images_are_all_counted_and_one_is_named(tmp_path):
+    write_tree(tmp_path / "data" / "train")
+    for i in range(3):
+        (tmp_path / "data" / "train" / "dog" / f"broken{i}.jpg").write_bytes(b"\xff\xd8\xff truncated")
+    with pytest.raises(DataError, match=r"3 of 21 images under .* cannot be decoded, e\.g\. .*broken0\.jpg "
+                                        r"\(UnidentifiedImageError"):
+        load_dataset("cifar10", tmp_path / "data", tmp_path / "home")
+    assert not (tmp_path / "home" / "datasets").exists()  # no half cache

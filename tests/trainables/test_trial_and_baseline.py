@@ -76,3 +76,12 @@ def test_rewind_point_zero_is_the_initialization(baseline):
     init = build_model("simplecnn", 1, 10, 8).state_dict()
     for k, v in init.items():
         assert torch.equal(baseline.rewind_states[0][k], v), k
+
+
+def test_cache_that_loads_but_lacks_keys_is_named_for_deletion(tmp_path):
+    path = tmp_path / "baselines" / f"{SPEC.key(small_digits())}.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"state": {}, "metrics": {"val_acc": 0.5}}, path)  # a valid file, not a baseline
+    with pytest.raises(DataError, match=r"corrupt baseline cache .*missing rewind_states, spec, metrics.test_acc.*"
+                                        r"delete it to retrain"):
+        get_baseline(SPEC, small_digits(), tmp_path, log=lambda m: None)
