@@ -15,7 +15,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from mlflow.exceptions import MlflowException
 
+from mlflow_config.secrets import redact
 from search.register import check_name, register_trial
 from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_trial,
                               open_store, quiet_progress_bars)
@@ -151,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
               f"(tolerance {TOLERANCE:g}) {'OK' if ok else 'MISMATCH'}")
     if args.register is not None and ok:
         step(f"export: logging the model to MLflow and registering {args.register}")
-        version = register_trial(trial, args.register, uri)
+        try:
+            version = register_trial(trial, args.register, uri)
+        except MlflowException as exc:  # e.g. a store without a model registry: one line, not a traceback
+            print(f"error: --register: MLflow could not register {args.register!r} "
+                  f"({redact(str(exc).strip().splitlines()[0][:300])})", file=sys.stderr)
+            return 2
         print(f"registered models:/{args.register}/{version.version} ({what})\n"
               f"  load it with: mlflow.pytorch.load_model(\"models:/{args.register}/{version.version}\")")
     return 0 if ok else 1

@@ -106,6 +106,21 @@ def test_registered_version_loads_from_the_registry_and_matches_the_trial(digits
     assert sum(p.numel() for p in loaded.parameters()) == metrics["params"] < dense  # physically smaller
 
 
+@pytest.mark.slow
+def test_a_store_that_cannot_register_is_one_line_exit_2(digits_search, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
+    def refuse(*args, **kwargs):
+        raise MlflowException("Model registry functionality is unavailable; got unsupported URI 'file:///x'\nmore")
+
+    monkeypatch.setattr(export, "register_trial", refuse)
+    trial = trial_of(digits_search, "magnitude")
+    code = export.main(["--run-id", trial.run.info.run_id, "--register", "never", "--home", str(digits_search.home)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --register: MLflow could not register 'never'") and "unavailable" in err[0]
+
+
 def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
