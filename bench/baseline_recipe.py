@@ -75,7 +75,8 @@ def _train(args, arm: str) -> dict:
 
 def markdown_section(p: dict, name: str) -> str:
     lines = [f"## Dense baseline recipe: {p['dataset']}", "",
-             f"Command: `{p['command']}`  ", common.machine_line(p["machine"]) + f"; {p['threads']} torch threads", "",
+             f"Command: `{p['command']}`  ", f"{common.machine_line(p['machine'])} {p['threads']} torch threads.", "",
+             "Accuracy is the figure; the training time is wall time on a shared machine (see its load).", "",
              "| arm | recipe | split (train/val/test) | val acc | test acc | training time |", "|---|---|---|---|---|---|"]
     for arm, r in p["arms"].items():
         split = r["split"]

@@ -28,6 +28,7 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 
 | script | what it shows | goal | quick (default) | full setting |
 |---|---|---|---|---|
+| `bench/baseline_recipe.py` | val/test accuracy of the dense model a default search starts from (the recipe's quality) | (report) | CIFAR-10, 15 epochs (~15-25 min on an idle machine) | `--arms default,plain`: also the recipe it replaced |
 | `bench/search_quality.py` | hypervolume of the default search vs random search vs the article's recipe, fronts plotted | default > random; default front dominates every recipe point on val and test | digits, budget 50, 3 seeds (~10-25 min); `--budget 10` ~3 min | also `--dataset cifar10 --budget 30` (~40 min) |
 | `bench/overhead.py` | N fixed trials through Ray + Optuna + MLflow vs a bare `run_trial` loop | overhead <= 5% of wall | CIFAR-10 subset, N=8 (~6 min) | `--n 12 --repeats 2` (~20 min); `--dataset digits` |
 | `bench/throughput.py` | images/s of `trainables.loops.train` vs a minimal plain-PyTorch loop, with and without masks | >= 0.95x | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 25` |
