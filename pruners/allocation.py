@@ -21,7 +21,7 @@ from torch import nn
 
 from pruners.base import Masks
 from pruners.layers import prunable_layers
-from pruners.masking import keep_mask
+from pruners.masking import global_masks, keep_mask
 
 
 def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -42,13 +42,7 @@ def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
 def lamp_masks(model: nn.Module, names: list[str], sparsity: float) -> Masks:
     """One global threshold on LAMP scores over the layers `names`."""
     layers = prunable_layers(model)
-    scores = [lamp_scores(layers[n].weight) for n in names]
-    flat = keep_mask(torch.cat([s.flatten() for s in scores]), sparsity)
-    masks, start = {}, 0
-    for name, s in zip(names, scores):
-        masks[f"{name}.weight"] = flat[start : start + s.numel()].view_as(s)
-        start += s.numel()
-    return masks
+    return global_masks({n: lamp_scores(layers[n].weight) for n in names}, sparsity)
 
 
 def erk_keep_counts(shapes: Mapping[str, tuple[int, ...]], sparsity: float) -> dict[str, int]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import copy
 from typing import Mapping
 
-import torch
 from torch import nn
 
 from pruners.allocation import erk_masks, lamp_masks
 from pruners.base import Masks, PruneContext, PruneResult, float_setting, str_setting
 from pruners.layers import prunable_layers
-from pruners.masking import apply_masks, keep_mask
+from pruners.masking import apply_masks, global_masks, keep_mask
 from pruners.registry import register
 
 
@@ -25,13 +24,7 @@ def layerwise_magnitude_masks(model: nn.Module, ratios: Mapping[str, float]) -> 
 
 def global_magnitude_masks(model: nn.Module, names: list[str], ratio: float) -> Masks:
     layers = prunable_layers(model)
-    weights = [layers[n].weight.detach().abs() for n in names]
-    flat_mask = keep_mask(torch.cat([w.flatten() for w in weights]), ratio)
-    masks, start = {}, 0
-    for name, w in zip(names, weights):
-        masks[f"{name}.weight"] = flat_mask[start : start + w.numel()].view_as(w)
-        start += w.numel()
-    return masks
+    return global_masks({n: layers[n].weight.detach().abs() for n in names}, ratio)
 
 
 # magnitude_scope -> how global_sparsity is spread over the layers ("layer" uses the per-layer ratios).

@@ -10,6 +10,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from pruners.base import Masks
+
 
 def keep_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Drop exactly round(ratio * n) entries with the lowest score (ties broken by position,
@@ -59,3 +61,14 @@ def bind_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> Callable[
 
     return apply
 
+
+
+def global_masks(scores: Mapping[str, torch.Tensor], ratio: float) -> Masks:
+    """One threshold over every layer's scores together (layer name -> scores shaped like its
+    weight): drops exactly round(ratio * total) of the lowest, wherever they are."""
+    flat = keep_mask(torch.cat([s.flatten() for s in scores.values()]), ratio)
+    masks, start = {}, 0
+    for name, s in scores.items():
+        masks[f"{name}.weight"] = flat[start : start + s.numel()].view_as(s)
+        start += s.numel()
+    return masks

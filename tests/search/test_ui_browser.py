@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
 from search import ui
-from tests.search.browser import (CHROMIUM, FLAGS, REPO, SHOTS, free_port, require, screenshot, selenium_chromium,
+from tests.search.browser import (CHROMIUM, FLAGS, SHOTS, free_port, require, screenshot, selenium_chromium, serve,
                                   stop_group, wait_for)
 
 RUN_NAME_CELL = 'div[role="gridcell"][col-id="attributes.`Run Name`"] a[href*="/runs/"]'
@@ -36,29 +36,12 @@ def chromium() -> Path:
 def ui_server(chromium, digits_search, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the search's own store
-    log = tmp_path / "ui.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "search.ui", "--home", str(digits_search.home),
-                                 "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                cwd=REPO, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180  # ~12 s idle; far more on a loaded 2-core machine
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"search.ui did not come up on {base}:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        assert base in log.read_text()  # the address is printed, and the search's runs link
-        assert ui.runs_link(base, digits_search.experiment_id) in log.read_text()
+    base = f"http://127.0.0.1:{port}"
+    with serve(["-m", "search.ui", "--home", str(digits_search.home), "--port", str(port)], base + "/health",
+               tmp_path / "ui.log", env=env) as printed:
+        assert base in printed  # the address is printed, and the search's runs link
+        assert ui.runs_link(base, digits_search.experiment_id) in printed
         yield base
-    finally:
-        stop_group(proc)
 
 
 def browse(url: str, tmp_path: Path, shot: Path | None = None, tries: int = 2) -> str:
