@@ -116,9 +116,11 @@ def test_a_store_that_cannot_register_is_one_line_exit_2(digits_search, monkeypa
     monkeypatch.setattr(export, "register_trial", refuse)
     trial = trial_of(digits_search, "magnitude")
     code = export.main(["--run-id", trial.run.info.run_id, "--register", "never", "--home", str(digits_search.home)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("error: --register: MLflow could not register 'never'") and "unavailable" in err[0]
+    err = capsys.readouterr().err.strip().splitlines()  # progress steps, then the one error line
+    errors = [line for line in err if line.startswith("error:")]
+    assert code == 2 and errors == err[-1:], err
+    assert errors[0].startswith("error: --register: MLflow could not register 'never'") and "unavailable" in errors[0]
+    assert "\nmore" not in errors[0] and "more" not in errors[0].split("'file:///x'")[1]
 
 
 def test_onnx_without_its_packages_is_one_line_naming_them(monkeypatch, tmp_path, capsys):
