@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import torch
 from mlflow.entities import Run
@@ -44,7 +44,7 @@ class ReproduceError(Exception):
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus the error; the project's CLIs print ONE line and exit 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ReproduceError(message)
 
 

@@ -1,0 +1,24 @@
+"""The README's search-space table names every searched setting: a setting added to the search
+config without a line in the README fails here, so the table cannot drift from the code."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from search.config import searched_fields
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_keys() -> set[str]:
+    text = README.read_text()
+    table = text.split("### The search space", 1)[1].split("\n\n", 3)[2]  # the table after the intro
+    return {key for row in table.splitlines() if row.startswith("| `")
+            for key in re.findall(r"`([a-z_.<>]+)`", row.split("|")[1])}
+
+
+def test_every_searched_setting_has_a_row_in_the_readme_table():
+    keys = documented_keys()
+    assert {"method", "sparsity.<layer>"} <= keys  # the table was found and parsed
+    missing = sorted(set(searched_fields()) - keys)
+    assert not missing, f"README search-space table lacks {missing}"
