@@ -29,6 +29,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
     args = ap.parse_args(argv)
+    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    if unknown:
+        ap.error(f"--arms: {','.join(unknown)!r} is not accepted; expected a comma-separated subset of "
+                 f"{', '.join(ARMS)}")
     name = f"baseline_recipe_{args.dataset}"
     previous = _previous(name)
     results = dict(previous.get("arms", {}))
