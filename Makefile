@@ -37,10 +37,10 @@ bench: install
 	$(BIN)/python bench/search_quality.py --dataset cifar10 --budget 30
 
 ui: install
-	$(BIN)/python -m search.ui
+	$(BIN)/python -m results.ui
 
 dashboard: install
-	$(BIN)/python -m search.dashboard
+	$(BIN)/python -m results.dashboard
 
 clean:
 	rm -rf .prune-search test-artifacts

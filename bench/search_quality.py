@@ -6,7 +6,7 @@
 over several seeds (mean ± std), plus, per recipe point, whether the default search's front
 (selected on validation accuracy) dominates it on validation AND on test accuracy.
 
-Hypervolume reference point (search/pareto.py HV_REF): cost ratio 1.0, accuracy 0.0, where
+Hypervolume reference point (results/pareto.py HV_REF): cost ratio 1.0, accuracy 0.0, where
 cost = size_bytes / dense size_bytes. Accuracy is validation accuracy (what the search sees);
 "test HV" re-scores the validation-selected front with test accuracy.
 
@@ -30,7 +30,7 @@ ARMS = ("default", "random", "recipe")
 
 
 def _points(trials, dense_size, acc_key="val_acc"):
-    from search.pareto import Point
+    from results.pareto import Point
 
     return [Point(t["run_id"], t[acc_key], t["size_bytes"] / dense_size, t["method"]) for t in trials]
 
@@ -48,14 +48,14 @@ def _trial_dicts(record) -> list[dict]:
 
 def _front_rows(trials, dense_size):
     """Validation-selected front, each point with its test accuracy too."""
-    from search.pareto import front
+    from results.pareto import front
 
     by_id = {t["run_id"]: t for t in trials}
     return [by_id[p.key] for p in front(_points(trials, dense_size))]
 
 
 def _hv(rows, acc_key):
-    from search.pareto import Point, hypervolume
+    from results.pareto import Point, hypervolume
 
     return hypervolume([Point(r["run_id"], r[acc_key], r["cost"]) for r in rows])
 
@@ -308,7 +308,7 @@ def _markdown(p, png: Path) -> str:
         f"2 concurrent trials, 1 CPU each. Total {p['total_s'] / 60:.1f} min.  ",
         common.machine_line(p["machine"]),
         "",
-        "Hypervolume reference point: cost ratio 1.0, accuracy 0.0 (search/pareto.py `HV_REF`), "
+        "Hypervolume reference point: cost ratio 1.0, accuracy 0.0 (results/pareto.py `HV_REF`), "
         "cost = size_bytes / dense size_bytes, accuracy = validation accuracy. "
         "\"Test HV\" re-scores the validation-selected front with test accuracy. Mean ± std over seeds.",
         "",

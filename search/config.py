@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_config.secrets import redact
+from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.hybrid import MAX_FILTER_RATIO
 from pruners.magnitude import SCOPES as MAGNITUDE_SCOPES
 from pruners.registry import method_names
 from trainables.data import DATASETS
 from trainables.loops import SCHEDULES, total_steps
+from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
 from trainables.models import MODELS
 
-OBJECTIVES = ("size", "nonzero", "flops", "latency")
-OBJECTIVE_METRIC = {"size": "size_bytes", "nonzero": "nonzero_params", "flops": "flops", "latency": "latency_ms"}
 SAMPLERS = ("tpe", "nsga2", "random")
 SPACES = ("auto", "per-layer", "schedule")
 SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
@@ -47,16 +47,13 @@ class Recipe:
 AUTO_RECIPE = {"digits": Recipe(30, 3, False, "cosine"), "cifar10": Recipe(15, 2, True, "onecycle")}
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """Bad user input; the CLI prints it as one line and exits 2."""
 
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]
 SEED_MAX = 2**32 - 1  # numpy (and so Optuna's samplers) take seeds below 2**32
-# Search names become Ray Tune folders, MLflow run names and Optuna study names.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def _f(default, help: str, **meta):  # noqa: A002 - mirrors argparse
@@ -225,20 +222,13 @@ def _finite(value: float) -> float:
     return value
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the whole usage on a bad flag; we want one line and exit 2."""
-
-    def error(self, message: str):
-        raise ConfigError(f"{message} (see --help)")
-
-
 def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=prog,
         description="Search per-layer pruning ratios and methods for the best accuracy-vs-size Pareto front. "
         "Ray Tune runs the trials, Optuna (multi-objective) steers them, MLflow records everything.",
         epilog="Example: python -m search.run --budget 50 --dataset digits   "
-        "Then: python -m search.ui (MLflow UI) and python -m search.dashboard (optuna-dashboard)",
+        "Then: python -m results.ui (MLflow UI) and python -m results.dashboard (optuna-dashboard)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file with any of the settings below (flags win)")

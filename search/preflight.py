@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from mlflow_config.secrets import redact
+from results.cli import check_writable
 from search.config import ConfigError, SearchConfig, check_against_data
 
 CONNECT_TIMEOUT_S = 5  # database servers: fail in seconds, not after the OS's TCP timeout
@@ -67,30 +67,6 @@ def check_data(cfg: SearchConfig) -> None:
 
 
 # ---- folders ---------------------------------------------------------------------------------
-
-def check_writable(flag: str, path: Path, *, file: bool = False) -> None:
-    """`path` (a folder, or with file=True a file to write) can be created or written. Tries a
-    temporary file in the nearest existing folder and removes it: permissions alone would not
-    tell (root, read-only file systems)."""
-    path = Path(path).expanduser().absolute()
-    kind = "a file path" if file else "a folder"
-    if path.exists() and (path.is_dir() if file else not path.is_dir()):
-        raise ConfigError(f"{flag}: {str(path)!r} is {'a folder' if file else 'a file'}; expected {kind} "
-                          "you can write")
-    existing = path.parent if file else path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag}: {str(path)!r} cannot be created ({existing} is a file); expected {kind} you "
-                          "can write")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"{flag}: {str(path)!r} is not writable ({exc.strerror} in {existing}); expected {kind} "
-                          "you can write") from None
-
 
 def _is_local(location: str) -> bool:
     return "://" not in location or location.startswith("file://")

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from mlflow_config import tracking
 from mlflow_config.secrets import is_redacted, redact, split_userinfo
 from search.config import SECRET_FIELDS, ConfigError, SearchConfig, config_from_dict, config_to_dict, replace
+from trainables.measure import VAL_ACC
 
 INTERRUPTED = "interrupted: the search stopped before this trial finished"
 
@@ -103,7 +104,7 @@ def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         run = by_trial.get(str(t.number))
         values = None if run is None or run.info.status != "FINISHED" else \
-            [run.data.metrics.get("val_acc"), run.data.metrics.get(metric)]
+            [run.data.metrics.get(VAL_ACC), run.data.metrics.get(metric)]
         if values and all(v is not None and math.isfinite(v) for v in values):
             study._storage.set_trial_user_attr(t._trial_id, "mlflow_run_id", run.info.run_id)
             study.tell(t.number, values)

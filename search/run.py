@@ -14,25 +14,14 @@ from datetime import datetime
 from pathlib import Path
 
 from mlflow_config.secrets import redact
+from results.cli import run_main
 from search.cluster import ClusterError
-from search.config import ConfigError, SearchConfig, load_config, rewind_points
+from search.config import SearchConfig, load_config, rewind_points
 from trainables.data import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = load_config(argv)
-        return run_search(cfg)
-    except (ConfigError, DataError, ClusterError) as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # tracking errors come from mlflow_config; keep the import lazy
-        from mlflow_config.tracking import TrackingError
-
-        if isinstance(exc, TrackingError):
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return 2
-        raise
+    return run_main(lambda: run_search(load_config(argv)), usage_errors=(DataError, ClusterError))
 
 
 def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -> int:
@@ -81,13 +70,13 @@ def baseline_spec(cfg: SearchConfig):
 def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
     from trainables import compress
     from trainables.baseline import normalizer
-    from trainables.measure import count_flops, count_params, latency_ms
+    from trainables.measure import TEST_ACC, VAL_ACC, count_flops, count_params, latency_ms
 
     model = baseline.build(cfg.model, data).eval()
     example = normalizer(data, False)(data.val.x[:1])
     size = compress.size_bytes(compress.encode(baseline.state, {}))
     n = count_params(model)
-    return {"val_acc": baseline.metrics["val_acc"], "test_acc": baseline.metrics["test_acc"],
+    return {VAL_ACC: baseline.metrics[VAL_ACC], TEST_ACC: baseline.metrics[TEST_ACC],
             "size_bytes": size, "params": n, "nonzero_params": n, "flops": count_flops(model, example),
             "latency_ms": latency_ms(model, example, cfg.latency_batch)}
 
@@ -153,16 +142,16 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from ray import tune
 
     from search import cluster
-    from search.report import collect_points
+    from results.report import collect_points
     from search.space import make_spec, space_fn
-    from search.tune import (OBJECTIVE_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
+    from search.tune import (VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
                              make_sampler, trial_entry)
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
     spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
     searcher = RecordingOptunaSearch(
-        space=space_fn(spec), metric=[OBJECTIVE_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
+        space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
     run_ctx = RunContext(rec.tracking_uri, rec.experiment_id, rec.parent_run_id, rec.name,
                          max(1, int(cfg.cpus_per_trial)), cfg.gpus_per_trial > 0)
@@ -225,9 +214,9 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     import optuna
 
     from mlflow_config import tracking
-    from search import report
+    from results import report
     from search.resume import mark_orphans_failed
-    from search.ui import runs_link
+    from results.ui import runs_link
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
@@ -245,12 +234,12 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     tracking.finish_run(client, rec.parent_run_id, ok=True)
     log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
     remote = rec.tracking_uri.startswith(("http://", "https://"))
-    start = "" if remote else f"  python -m search.ui --home {cfg.home}\n"
+    start = "" if remote else f"  python -m results.ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"
         f"  MLflow UI: {runs_link(redact(rec.tracking_uri) if remote else 'http://127.0.0.1:5000', rec.experiment_id)}\n"
         f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
         f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
-        f"python -m search.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
+        f"python -m results.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
     return 0
 
 

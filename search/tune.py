@@ -22,10 +22,10 @@ from ray.tune.search.optuna import OptunaSearch
 from mlflow_config import artifacts, tracking
 from mlflow_config.secrets import redact
 from search.config import SearchConfig
-from search.pareto import Point, front
+from results.pareto import Point, front
 from trainables.trial import SPARSITY_PREFIX, run_trial
+from trainables.measure import VAL_ACC
 
-OBJECTIVE_ACC = "val_acc"
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
         artifacts.log_tensors(client, run_id, outcome.masks, artifacts.MASKS_DIR, artifacts.MASKS_FILE)
         artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)
         if outcome.kept_channels:
-            artifacts.log_json(client, run_id, outcome.kept_channels, artifacts.WEIGHTS_DIR, "kept_channels.json")
+            artifacts.log_json(client, run_id, outcome.kept_channels, artifacts.WEIGHTS_DIR, artifacts.KEPT_CHANNELS_FILE)
     except Exception as exc:  # noqa: BLE001 - any trial error is recorded, the search goes on
         reason = f"{type(exc).__name__}: {exc}"
         tracking.finish_run(client, run_id, ok=False, reason=reason)
@@ -186,10 +186,10 @@ class Progress(tune.Callback):
         self.done += 1
         if "failure_reason" in r:
             self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {r['failure_reason'][:300]}")
-        elif OBJECTIVE_ACC in r and self.metric in r:
-            self.points.append(Point(trial.trial_id, r[OBJECTIVE_ACC], r[self.metric] / self.dense_cost,
+        elif VAL_ACC in r and self.metric in r:
+            self.points.append(Point(trial.trial_id, r[VAL_ACC], r[self.metric] / self.dense_cost,
                                      str(trial.config.get("method"))))
-            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[OBJECTIVE_ACC]:.4f} "
+            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[VAL_ACC]:.4f} "
                      f"{self.metric}={r[self.metric]:.4g} ({r[self.metric] / self.dense_cost:.1%} of dense) "
                      f"cost {r.get('cost_s', 0):.1f}s | front: {_count(len(front(self.points)), 'point')} | "
                      f"{self._timing()}")

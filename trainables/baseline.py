@@ -20,6 +20,7 @@ from trainables.data import DataError, DatasetBundle, one_line
 from trainables.loops import Normalizer, evaluate, train
 from trainables.models import build_model
 from trainables.progress import duration, time_left
+from trainables.measure import VAL_ACC, TEST_ACC
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _read_cache(path: Path, spec: BaselineSpec) -> dict:
     try:
         blob = torch.load(path, weights_only=True)
         missing = [k for k in CACHE_KEYS if k not in blob]
-        missing += [f"metrics.{k}" for k in ("val_acc", "test_acc") if k not in blob.get("metrics", {})]
+        missing += [f"metrics.{k}" for k in (VAL_ACC, TEST_ACC) if k not in blob.get("metrics", {})]
         missing += [f"rewind_states[{k}]" for k in spec.rewind_iters if k not in blob.get("rewind_states", {})]
         if missing:
             raise KeyError(f"missing {', '.join(missing)}")
@@ -120,7 +121,7 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> B
     missing = set(spec.rewind_iters) - set(rewind)
     if missing:
         raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")
-    metrics = {"val_acc": evaluate(model, data.val, plain), "test_acc": evaluate(model, data.test, plain),
+    metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain),
                "train_s": time.perf_counter() - start}
     log(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "
         f"in {metrics['train_s']:.0f}s")

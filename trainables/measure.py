@@ -8,6 +8,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+# Metric names: the keys of a trial's metrics, Ray Tune's results and MLflow's metrics.
+VAL_ACC = "val_acc"  # drives the search
+TEST_ACC = "test_acc"  # reported only
+# The second objective a search minimizes (--objective) -> the metric it reads.
+OBJECTIVE_METRIC = {"size": "size_bytes", "nonzero": "nonzero_params", "flops": "flops", "latency": "latency_ms"}
+OBJECTIVES = tuple(OBJECTIVE_METRIC)
+
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -22,7 +22,7 @@ from trainables import compress
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle
 from trainables.loops import batches, evaluate, recalibrate_bn, train
-from trainables.measure import count_flops, count_nonzero, count_params, latency_ms
+from trainables.measure import TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
 
 SPARSITY_PREFIX = "sparsity."
 
@@ -89,8 +89,8 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
     dense_size = compress.size_bytes(compress.encode(baseline.state, {}))
     n_params = count_params(model)
     metrics = {
-        "val_acc": evaluate(model, data.val, norm_eval, device=device),
-        "test_acc": evaluate(model, data.test, norm_eval, device=device),
+        VAL_ACC: evaluate(model, data.val, norm_eval, device=device),
+        TEST_ACC: evaluate(model, data.test, norm_eval, device=device),
         "size_bytes": float(compress.size_bytes(encoded)),
         "size_ratio": compress.size_bytes(encoded) / dense_size,
         "params": float(n_params),

@@ -1,4 +1,4 @@
-"""search.compare: two real searches in one store are overlaid, logged as a role=compare run, and
+"""results.compare: two real searches in one store are overlaid, logged as a role=compare run, and
 their table rows agree with what each search recorded itself."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
-from search import compare
+from results import compare
 from tests.conftest import run_small_search
 
 BUDGET, SIZE_BUDGET = 4, 0.5

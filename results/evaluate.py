@@ -1,4 +1,4 @@
-"""`python -m search.evaluate --run-id RUN`: rebuild a trial's model from MLflow and re-evaluate it.
+"""`python -m results.evaluate --run-id RUN`: rebuild a trial's model from MLflow and re-evaluate it.
 
 On the trial's own splits the logged val_acc and test_acc must come back exactly (exit 1 if
 not: the stored model is not the measured one). With --test-dir it also reports accuracy on
@@ -9,19 +9,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_image_folder,
-                              load_trial, open_store, quiet_progress_bars, trial_threads)
+from results.cli import OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
+from results.reproduce import Trial, load_image_folder, load_trial, trial_threads
 from trainables.data import Split
 from trainables.progress import Ticker
+from trainables.measure import VAL_ACC, TEST_ACC
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m search.evaluate",
+        prog="python -m results.evaluate",
         description="Rebuild a trial's pruned model from what MLflow stored (config, compressed weights, kept "
         "channels) and re-evaluate it. On the trial's own validation/test splits the logged val_acc and "
         "test_acc must be reproduced exactly (exit 1 otherwise); --test-dir adds another test set.",
-        epilog="Example: python -m search.evaluate --run-id 573e58a7... --test-dir my-digits/  "
+        epilog="Example: python -m results.evaluate --run-id 573e58a7... --test-dir my-digits/  "
         "(find trial ids in the MLflow UI with: tags.pareto = 'true')")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
     parser.add_argument("--test-dir", type=Path, default=None,
@@ -35,7 +36,7 @@ def evaluate_trial(trial: Trial, test_split: Split | None = None) -> dict[str, f
     """Accuracies of the rebuilt model: val_acc, test_acc and, with test_split, test_dir_acc."""
     from trainables.loops import evaluate
 
-    splits = {"val_acc": trial.data.val, "test_acc": trial.data.test, "test_dir_acc": test_split}
+    splits = {VAL_ACC: trial.data.val, TEST_ACC: trial.data.test, "test_dir_acc": test_split}
     out = {}
     with trial_threads(trial.parent):
         for key, split in splits.items():
@@ -54,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         # A bad folder is one line before any result; decoded once.
         test_split = None if args.test_dir is None else load_image_folder(args.test_dir, trial.data)
         acc = evaluate_trial(trial, test_split)
-    except ReproduceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        return fail(exc)
     logged = trial.run.data.metrics
     tags = trial.run.data.tags
     print(f"trial {args.run_id} ({tags.get('method')}, search {tags.get('search')}, pareto={tags.get('pareto')}): "
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stored model: {trial.artifact_bytes:,} bytes on disk, {trial.encoded_bytes:,} bytes of tensors "
           f"(logged size_bytes {logged.get('size_bytes', float('nan')):,.0f}; the rest is torch.save overhead)")
     exact = True
-    for key in ("val_acc", "test_acc"):
+    for key in (VAL_ACC, TEST_ACC):
         same = acc[key] == logged.get(key)
         exact &= same
         print(f"{key}: logged {logged.get(key)!r} reproduced {acc[key]!r} {'exact' if same else 'MISMATCH'}")

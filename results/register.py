@@ -1,4 +1,4 @@
-"""A chosen trial as a registered MLflow model version (`python -m search.export --run-id RUN --register NAME`).
+"""A chosen trial as a registered MLflow model version (`python -m results.export --run-id RUN --register NAME`).
 
 The pruned model (physically smaller for fpgm and hybrid) is logged with mlflow.pytorch in MLflow's
 default "pt2" format (torch.export: loads without this package's code and never unpickles), with a
@@ -17,16 +17,17 @@ import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from search.reproduce import ReproduceError, Trial
-
+from results.cli import UsageError
+from results.reproduce import Trial
+from trainables.measure import VAL_ACC, TEST_ACC
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 EXAMPLE_IMAGES = 4  # > 1, so the exported graph keeps a dynamic batch dimension
-METRIC_TAGS = ("val_acc", "test_acc", "size_bytes", "size_ratio", "params", "nonzero_params", "flops", "latency_ms")
+METRIC_TAGS = (VAL_ACC, TEST_ACC, "size_bytes", "size_ratio", "params", "nonzero_params", "flops", "latency_ms")
 
 
 def check_name(name: str) -> str:
     if not MODEL_NAME.fullmatch(name):
-        raise ReproduceError(f"--register: {name!r} is not accepted; expected a model name of letters, digits, "
+        raise UsageError(f"--register: {name!r} is not accepted; expected a model name of letters, digits, "
                              "'_', '-' and '.', starting with a letter or digit, e.g. digits-fpgm")
     return name
 

@@ -1,4 +1,4 @@
-"""`python -m search.compare SEARCH [SEARCH ...] [--size-budget 0.1]`: overlay several searches'
+"""`python -m results.compare SEARCH [SEARCH ...] [--size-budget 0.1]`: overlay several searches'
 Pareto fronts and compare them.
 
 Each search is a parent run (tags role=search); its trials are its child runs. Costs are
@@ -18,8 +18,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from search.reproduce import OneLineParser, ReproduceError, add_store_args, open_store
-
+from trainables.measure import OBJECTIVES, OBJECTIVE_METRIC, VAL_ACC
+from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, fail, add_store_args, open_store
 COLUMNS = ("search", "trials", "front_points", "hypervolume", "best_val_acc", "best_size_ratio", "best_run_id",
            "parent_run_id")
 
@@ -28,20 +28,19 @@ COLUMNS = ("search", "trials", "front_points", "hypervolume", "best_val_acc", "b
 class Compared:
     name: str
     parent: Run
-    points: list  # search.pareto.Point, method = the search's name (one overlay series per search)
+    points: list  # results.pareto.Point, method = the search's name (one overlay series per search)
     row: dict
 
 
 def build_parser() -> OneLineParser:
-    from search.config import OBJECTIVES
 
     parser = OneLineParser(
-        prog="python -m search.compare",
+        prog="python -m results.compare",
         description="Overlay the Pareto fronts of several searches in one plot (PNG + interactive HTML), log it as "
         "an MLflow run (tag role=compare) in the first search's experiment, and print per search: "
         "hypervolume, number of front points, and the best val_acc among trials with size_ratio <= "
         "--size-budget.",
-        epilog="Example: python -m search.compare digits-tpe digits-nsga2 --size-budget 0.1")
+        epilog="Example: python -m results.compare digits-tpe digits-nsga2 --size-budget 0.1")
     parser.add_argument("searches", nargs="+", metavar="SEARCH", help="search name (--name of search.run) or "
                         "its parent run id")
     parser.add_argument("--size-budget", type=float, default=0.1,
@@ -53,11 +52,10 @@ def build_parser() -> OneLineParser:
 
 
 def check_ref(ref: str) -> None:
-    from search.config import NAME_PATTERN, NAME_RULE
 
     if not (NAME_PATTERN.fullmatch(ref) or re.fullmatch(r"[0-9a-f]{32}", ref)):
         shown = ref if len(ref) <= 60 else ref[:57] + "..."
-        raise ReproduceError(f"SEARCH: {shown!r} is not accepted; expected a search name ({NAME_RULE}) or a "
+        raise UsageError(f"SEARCH: {shown!r} is not accepted; expected a search name ({NAME_RULE}) or a "
                              "parent run id (32 hex digits)")
 
 
@@ -73,24 +71,24 @@ def find_search(client: MlflowClient, ref: str, uri: str) -> Run:
     if len(runs) != 1:
         known = sorted({r.data.tags.get("search", "?") for r in client.search_runs(exps, "tags.role = 'search'")}) \
             if exps else []
-        raise ReproduceError(f"search {ref!r} not found in {uri}; expected a search name or parent run id "
+        raise UsageError(f"search {ref!r} not found in {uri}; expected a search name or parent run id "
                              f"(known: {', '.join(known[:20]) or 'none'})")
     return runs[0]
 
 
 def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: float) -> Compared:
     from mlflow_config.tracking import child_runs
-    from search.pareto import Point, front, hypervolume
-    from search.report import collect_points
+    from results.pareto import Point, front, hypervolume
+    from results.report import collect_points
 
     name = parent.data.tags["search"]
     children = child_runs(client, parent.info.experiment_id, parent.info.run_id)
     pts = collect_points(children, metric, parent.data.metrics[f"baseline_{metric}"])
     pts = [Point(p.key, p.acc, p.cost, name) for p in pts]
     fits = [r for r in children if r.info.status == "FINISHED" and r.data.metrics.get("size_ratio", 2) <= size_budget]
-    best = max(fits, key=lambda r: r.data.metrics.get("val_acc", -1), default=None)
+    best = max(fits, key=lambda r: r.data.metrics.get(VAL_ACC, -1), default=None)
     row = {"search": name, "trials": len(pts), "front_points": len(front(pts)), "hypervolume": hypervolume(pts),
-           "best_val_acc": best.data.metrics.get("val_acc") if best else "-",
+           "best_val_acc": best.data.metrics.get(VAL_ACC) if best else "-",
            "best_size_ratio": best.data.metrics.get("size_ratio") if best else "-",
            "best_run_id": best.info.run_id if best else "-", "parent_run_id": parent.info.run_id}
     return Compared(name, parent, pts, row)
@@ -115,8 +113,8 @@ def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str,
 def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared], metric: str,
                     size_budget: float) -> None:
     from mlflow_config import artifacts, tracking
-    from search.pareto import format_table, write_csv
-    from search.plots import plot_fronts_html, plot_fronts_png
+    from results.pareto import format_table, write_csv
+    from results.plots import plot_fronts_html, plot_fronts_png
 
     names = [c.name for c in compared]
     tracking.log_params(client, run_id, {"searches": ",".join(names), "objective_metric": metric,
@@ -143,20 +141,18 @@ def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared],
 
 
 def main(argv: list[str] | None = None) -> int:
-    from search.config import OBJECTIVE_METRIC
-    from search.pareto import format_table
+    from results.pareto import format_table
 
     try:
         args = build_parser().parse_args(argv)
         if not args.size_budget > 0:
-            raise ReproduceError(f"--size-budget: {args.size_budget!r} is not accepted; expected a size_ratio > 0")
+            raise UsageError(f"--size-budget: {args.size_budget!r} is not accepted; expected a size_ratio > 0")
         for ref in args.searches:
             check_ref(ref)
         client, uri = open_store(args.tracking_uri, args.home)
         parents = [find_search(client, ref, uri) for ref in args.searches]
-    except ReproduceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        return fail(exc)
     objective = args.objective or parents[0].data.params.get("objective", "size")
     metric = OBJECTIVE_METRIC[objective]
     compared = [compare_one(client, p, metric, args.size_budget) for p in parents]

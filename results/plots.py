@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from search.pareto import Point, front
+from results.pareto import Point, front
 
 
 def _series(points: Sequence[Point]) -> dict[str, list[Point]]:
@@ -45,8 +45,8 @@ def plot_fronts_png(points: Sequence[Point], path: Path, title: str, cost_label:
 
 def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label: str,
                      dense_acc: float | None = None) -> None:
-    """Inline SVG, no script (search.svgfront): draws inside MLflow's sandboxed artifact viewer."""
-    from search.svgfront import fronts_html
+    """Inline SVG, no script (results.svgfront): draws inside MLflow's sandboxed artifact viewer."""
+    from results.svgfront import fronts_html
 
     path.write_text(fronts_html(points, title, cost_label, dense_acc), encoding="utf-8")
 

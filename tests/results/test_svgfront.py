@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from search.pareto import Point, front
-from search.svgfront import fronts_html, nice_ticks
+from results.pareto import Point, front
+from results.svgfront import fronts_html, nice_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 POINTS = [Point("run-a", 0.95, 0.50, "magnitude"), Point("run-b", 0.90, 0.20, "magnitude"),

@@ -9,14 +9,12 @@ data = the parent's split; architecture = build_model, minus the removed channel
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Iterator
 
 import torch
 from mlflow.entities import Run
@@ -24,67 +22,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from mlflow_config import artifacts, tracking
-from mlflow_config.secrets import redact
-from trainables.data import DATASETS, IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
+from mlflow_config import artifacts
+from trainables.data import IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
+from results.cli import DEFAULT_HOME, UsageError
 
-DEFAULT_HOME = Path(".prune-search")  # SearchConfig's default, so the CLIs find the same store
-KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/kept_channels.json"
+KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/{artifacts.KEPT_CHANNELS_FILE}"
 WEIGHTS_PATH = f"{artifacts.WEIGHTS_DIR}/{artifacts.WEIGHTS_FILE}"
 
 
-class ReproduceError(Exception):
-    """Bad user input or an unusable run; the CLIs print it as one line and exit 2."""
-
-
-# ---- CLI helpers shared by search.evaluate / export / compare / ui ---------------------------
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus the error; the project's CLIs print ONE line and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ReproduceError(message)
-
-
-def quiet_progress_bars() -> None:
-    """CLI mains only: MLflow's download progress bars would bury the one result line."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-def add_store_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", type=Path, default=None,
-                        help=f"work folder of the search (MLflow DB, caches; default: {DEFAULT_HOME})")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (MLFLOW_TRACKING_URI wins; default: SQLite in --home)")
-
-
-def add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default=None,
-                        help="dataset to rebuild the splits from (default: the search's)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where that dataset lives, if it moved since the search (default: the search's)")
-
-
-def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClient, str]:
-    """The client, and the URI as messages may show it (password masked)."""
-    uri = store_uri(tracking_uri, home)
-    return MlflowClient(tracking.use_credentials(uri)), redact(uri)
-
-
-def store_uri(tracking_uri: str | None, home: Path | None) -> str:
-    """The searches' tracking URI, checked to exist (without opening it: that takes seconds)."""
-    uri = tracking.resolve_tracking_uri(tracking_uri, (home or DEFAULT_HOME).resolve())
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        # MLflow would silently create an empty database: say where we looked instead.
-        raise ReproduceError(f"--home/--tracking-uri: no MLflow store at {redact(uri)}; expected the --home of a "
-                             "finished search (python -m search.run) or its --tracking-uri")
-    try:
-        tracking.check_reachable(uri)
-    except tracking.TrackingError as exc:
-        raise ReproduceError(str(exc)) from None
-    return uri
+class ReproduceError(UsageError):
+    """An unusable run or trial (the CLIs print it as one line and exit 2)."""
 
 
 # ---- the trial -------------------------------------------------------------------------------

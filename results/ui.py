@@ -1,4 +1,4 @@
-"""`python -m search.ui [--home H] [--port P] [--host 127.0.0.1]`: the MLflow UI for the searches' store.
+"""`python -m results.ui [--home H] [--port P] [--host 127.0.0.1]`: the MLflow UI for the searches' store.
 
 Runs `mlflow server` on the search's own SQLite store and artifact folder. Binds to 127.0.0.1
 unless --host says otherwise: the server has no authentication. The command is an argument
@@ -14,8 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from search.reproduce import DEFAULT_HOME, OneLineParser, ReproduceError, add_store_args, store_uri
-
+from results.cli import DEFAULT_HOME, OneLineParser, UsageError, fail, add_store_args, store_uri
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # MLflow 3.17's UI opens an experiment in the GenAI or the "Model training" view from the URL's
 # workflowType (or the browser's saved toggle), not from the experiment's mlflow.experimentKind tag:
@@ -43,11 +42,11 @@ def search_links(home: Path, tracking_uri: str, base: str) -> list[str]:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m search.ui",
+        prog="python -m results.ui",
         description="Start the MLflow UI (mlflow server) on the searches' store and print its address. "
         "Open the experiment, then a search's run for pareto.png / pareto.html; filter trials with "
         "tags.pareto = 'true'. Ctrl-C stops it.",
-        epilog="Example: python -m search.ui --home .prune-search --port 5000")
+        epilog="Example: python -m results.ui --home .prune-search --port 5000")
     add_store_args(parser)
     parser.add_argument("--port", type=int, default=5000, help="port to listen on, 1-65535 (default: 5000)")
     parser.add_argument("--host", default="127.0.0.1",
@@ -62,16 +61,16 @@ def check_host_port(host: str, port: int) -> None:
         ipaddress.ip_address(host)
     except ValueError:
         if not HOSTNAME.fullmatch(host):
-            raise ReproduceError(f"--host: {host!r} is not accepted; expected an IP address or host name, "
+            raise UsageError(f"--host: {host!r} is not accepted; expected an IP address or host name, "
                                  "e.g. 127.0.0.1") from None
     if not 1 <= port <= 65535:
-        raise ReproduceError(f"--port: {port} is not accepted; expected a port number 1-65535")
+        raise UsageError(f"--port: {port} is not accepted; expected a port number 1-65535")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ReproduceError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); expected a free port "
+            raise UsageError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); expected a free port "
                                  "on an address of this machine") from None
 
 
@@ -87,14 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.workers < 1:
-            raise ReproduceError(f"--workers: {args.workers} is not accepted; expected a positive integer")
+            raise UsageError(f"--workers: {args.workers} is not accepted; expected a positive integer")
         check_host_port(args.host, args.port)
         uri = store_uri(args.tracking_uri, args.home)
         if uri.startswith(("http://", "https://")):
-            raise ReproduceError(f"--tracking-uri: {uri} is already an MLflow server; open it in a browser")
-    except ReproduceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            raise UsageError(f"--tracking-uri: {uri} is already an MLflow server; open it in a browser")
+    except UsageError as exc:
+        return fail(exc)
     cmd = server_command(uri, args.home or DEFAULT_HOME, args.host, args.port, args.workers)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{shown}:{args.port}"

@@ -9,11 +9,12 @@ from typing import Callable
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import artifacts, tracking
-from search.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
-from search.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
+from results.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
+from results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
+from trainables.measure import VAL_ACC, TEST_ACC
 
 FRONT_TABLE = "pareto_table.json"
-TABLE_COLUMNS = ("method", "val_acc", "test_acc", "size_bytes", "size_ratio", "nonzero_params", "params",
+TABLE_COLUMNS = ("method", VAL_ACC, TEST_ACC, "size_bytes", "size_ratio", "nonzero_params", "params",
                  "flops", "latency_ms", "cost_s", "run_id")
 
 
@@ -21,8 +22,8 @@ def collect_points(runs, metric: str, dense_cost: float) -> list[Point]:
     pts = []
     for r in sorted(runs, key=lambda r: r.info.start_time):
         m = r.data.metrics
-        if r.info.status == "FINISHED" and "val_acc" in m and metric in m:
-            pts.append(Point(r.info.run_id, m["val_acc"], m[metric] / dense_cost, r.data.tags.get("method", "")))
+        if r.info.status == "FINISHED" and VAL_ACC in m and metric in m:
+            pts.append(Point(r.info.run_id, m[VAL_ACC], m[metric] / dense_cost, r.data.tags.get("method", "")))
     return pts
 
 
@@ -55,8 +56,8 @@ def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metri
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         write_csv(rows, d / "pareto.csv")
-        plot_fronts_png(points, d / "pareto.png", title, cost_label, dense.get("val_acc"))
-        plot_fronts_html(points, d / "pareto.html", title, cost_label, dense.get("val_acc"))
+        plot_fronts_png(points, d / "pareto.png", title, cost_label, dense.get(VAL_ACC))
+        plot_fronts_html(points, d / "pareto.html", title, cost_label, dense.get(VAL_ACC))
         plot_hypervolume_png(hypervolume_curve(points), d / "hypervolume.png", f"{title}: hypervolume")
         for name in ("pareto.csv", "pareto.png", "pareto.html", "hypervolume.png"):
             client.log_artifact(parent_run_id, str(d / name))

@@ -1,10 +1,10 @@
-"""`python -m search.export --run-id RUN [--format state_dict|torchscript|onnx --out PATH] [--register NAME]`.
+"""`python -m results.export --run-id RUN [--format state_dict|torchscript|onnx --out PATH] [--register NAME]`.
 
 Writes a trial's pruned model as rebuilt from MLflow (physically smaller for the structural
 methods fpgm and hybrid; masked methods keep dense shapes with zeros), then loads the written
 file back and checks it gives the rebuilt model's outputs on validation images (exit 1 if not).
 `--register NAME` logs it as an MLflow PyTorch model of the trial's run and registers a new
-version of NAME (search.register).
+version of NAME (results.register).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import torch
 from mlflow.exceptions import MlflowException
 
 from mlflow_config.secrets import redact
-from search.register import check_name, register_trial
-from search.reproduce import (OneLineParser, ReproduceError, Trial, add_data_args, add_store_args, load_trial,
-                              open_store, quiet_progress_bars)
+from results.register import check_name, register_trial
+from results.cli import check_writable, OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
+from results.reproduce import Trial, load_trial
 from trainables.progress import step
 
 FORMATS = ("state_dict", "torchscript", "onnx")
@@ -31,15 +31,15 @@ CHECK_IMAGES = 256
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m search.export",
+        prog="python -m results.export",
         description="Export a trial's pruned model (rebuilt from MLflow) and verify that the written file loads "
         "and reproduces the model's outputs (max abs diff printed; exit 1 above "
-        f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: search.reproduce.load_trial "
+        f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: results.reproduce.load_trial "
         "rebuilds it); torchscript: traced, loads with torch.jit.load alone; onnx: needs "
         f"{', '.join(ONNX_PACKAGES)}. --register NAME: log it as an MLflow PyTorch model (signature, input "
         "example) and register a new version of NAME, tagged with the search, method and metrics.",
-        epilog="Examples: python -m search.export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
-        "python -m search.export --run-id 573e58a7... --register digits-pruned")
+        epilog="Examples: python -m results.export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
+        "python -m results.export --run-id 573e58a7... --register digits-pruned")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
     parser.add_argument("--format", choices=FORMATS, help="file format to write (with --out)")
     parser.add_argument("--out", type=Path, help="file to write (its folder is created)")
@@ -53,20 +53,20 @@ def build_parser() -> OneLineParser:
 def check_targets(args) -> None:
     if (args.format is None) != (args.out is None):
         given, missing = ("--format", "--out") if args.out is None else ("--out", "--format")
-        raise ReproduceError(f"{missing}: required with {given}; expected both --format FORMAT --out PATH")
+        raise UsageError(f"{missing}: required with {given}; expected both --format FORMAT --out PATH")
     if args.format is None and args.register is None:
-        raise ReproduceError("--format/--out or --register: nothing to do; expected --format FORMAT --out PATH, "
+        raise UsageError("--format/--out or --register: nothing to do; expected --format FORMAT --out PATH, "
                              "--register NAME, or both")
     if args.register is not None:
         check_name(args.register)
     if args.out is not None and args.out.is_dir():
-        raise ReproduceError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
+        raise UsageError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
 
 
 def check_format_available(fmt: str | None) -> None:
     missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None] if fmt == "onnx" else []
     if missing:
-        raise ReproduceError(f"--format onnx needs the Python package(s) {', '.join(missing)}, which are not "
+        raise UsageError(f"--format onnx needs the Python package(s) {', '.join(missing)}, which are not "
                              f"installed; pip install {' '.join(ONNX_PACKAGES)}, or use state_dict|torchscript")
 
 
@@ -103,13 +103,7 @@ def load_and_run(fmt: str, out: Path, like: torch.nn.Module, x: torch.Tensor) ->
 
 def check_destination(out: Path) -> None:
     """Before anything is loaded: the file can be written (its folder is created if need be)."""
-    from search.config import ConfigError
-    from search.preflight import check_writable
-
-    try:
-        check_writable("--out", out, file=True)
-    except ConfigError as exc:
-        raise ReproduceError(str(exc)) from None
+    check_writable("--out", out, file=True)
 
 
 def export_trial(trial: Trial, fmt: str, out: Path) -> float:
@@ -135,9 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         client, uri = open_store(args.tracking_uri, args.home)
         step(f"export: rebuilding trial {args.run_id} from MLflow")
         trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
-    except ReproduceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        return fail(exc)
     d = trial.data
     dense = sum(p.numel() for p in build_model(trial.run.data.params["model"], d.in_channels, d.num_classes,
                                                  d.image_size).parameters())

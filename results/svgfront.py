@@ -10,7 +10,7 @@ import math
 from html import escape
 from typing import Sequence
 
-from search.pareto import Point, front
+from results.pareto import Point, front
 
 W, H = 860, 520
 LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 55  # the legend sits in the right margin

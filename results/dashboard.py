@@ -1,4 +1,4 @@
-"""`python -m search.dashboard [--home H] [--port P] [--host 127.0.0.1]`: optuna-dashboard on the searches' studies.
+"""`python -m results.dashboard [--home H] [--port P] [--host 127.0.0.1]`: optuna-dashboard on the searches' studies.
 
 Each search is one Optuna study (named after the search) in `--home/optuna.db`, or in the RDB a
 search was given with `--optuna-storage`. optuna-dashboard shows what Optuna users look for in a
@@ -10,17 +10,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from search.reproduce import DEFAULT_HOME, OneLineParser, ReproduceError
-from search.ui import check_host_port
+from results.cli import fail, DEFAULT_HOME, OneLineParser, UsageError
+from results.ui import check_host_port
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m search.dashboard",
+        prog="python -m results.dashboard",
         description="Start optuna-dashboard on the searches' Optuna studies (one study per search) and print "
         "each study's address. A study's page has the Pareto front (val_acc vs the size objective), "
         "history, hypervolume and parameter importances. Ctrl-C stops it.",
-        epilog="Example: python -m search.dashboard --home .prune-search --port 8080")
+        epilog="Example: python -m results.dashboard --home .prune-search --port 8080")
     parser.add_argument("--home", type=Path, default=None,
                         help=f"work folder of the searches (holds optuna.db; default: {DEFAULT_HOME})")
     parser.add_argument("--optuna-storage", default=None,
@@ -37,7 +37,7 @@ def storage_url(optuna_storage: str | None, home: Path | None) -> str:
         return optuna_storage
     db = (home or DEFAULT_HOME).resolve() / "optuna.db"
     if not db.is_file():  # Optuna would silently create an empty database
-        raise ReproduceError(f"--home: no Optuna study database at {db}; expected the --home of a search "
+        raise UsageError(f"--home: no Optuna study database at {db}; expected the --home of a search "
                              "(python -m search.run), or --optuna-storage URL if the search used one")
     return f"sqlite:///{db}"
 
@@ -51,7 +51,7 @@ def list_studies(url: str) -> list[tuple[str, int, int]]:
         summaries = optuna.study.get_all_study_summaries(storage, include_best_trial=False)
         return [(s.study_name, storage.get_study_id_from_name(s.study_name), s.n_trials) for s in summaries]
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and URL errors alike
-        raise ReproduceError(f"--optuna-storage: cannot open {url} ({type(exc).__name__}); expected an Optuna "
+        raise UsageError(f"--optuna-storage: cannot open {url} ({type(exc).__name__}); expected an Optuna "
                              "storage URL such as sqlite:///PATH/optuna.db or postgresql://USER@HOST/DB") from None
 
 
@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         check_host_port(args.host, args.port)
         url = storage_url(args.optuna_storage, args.home)
         studies = list_studies(url)
-    except ReproduceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        return fail(exc)
     base = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     print(f"optuna-dashboard for {url}\n  {base}/dashboard  (Ctrl-C stops it)", flush=True)
     for name, study_id, n_trials in studies:
