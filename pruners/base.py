@@ -25,11 +25,19 @@ class PruneContext:
     # Yields (inputs, targets) training batches, already normalized, in a fixed order per seed.
     batches: Callable[[], Iterable[Batch]] | None = None
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy
-    # Trains `model` in place with `masks` enforced (lottery's per-round retraining).
+    # Trains `model` in place with `masks` enforced: the trial's short fine-tune (lottery's
+    # cheap `finetune` retraining).
     retrain: Callable[[nn.Module, Masks], None] | None = None
+    # Trains `model` in place with `masks` enforced from iteration k of the baseline's own
+    # schedule to its end: T - k steps, same optimizer, learning rates and batch size
+    # (lottery's `full` retraining, as Frankle et al. retrain).
+    retrain_from: Callable[[nn.Module, Masks, int], None] | None = None
+    # Optimizer steps T of the baseline's training; rewind fractions are fractions of it.
+    baseline_steps: int = 0
     # Baseline weights saved at training iteration k, keyed by k (lottery's rewind points).
     rewind_states: Mapping[int, Mapping[str, torch.Tensor]] = field(default_factory=dict)
-    # Re-estimates BatchNorm running statistics in place (hybrid, after surgery).
+    # Re-estimates BatchNorm running statistics in place (after surgery, before an
+    # un-fine-tuned evaluation).
     recalibrate_bn: Callable[[nn.Module], None] | None = None
 
 
@@ -39,11 +47,14 @@ class PruneResult:
     masks: Masks = field(default_factory=dict)
     # Structural methods: module name -> sorted output-channel indices kept from the baseline.
     kept_channels: dict[str, list[int]] = field(default_factory=dict)
-    # Bits per stored weight value. 8 asks the trial to quantize the prunable layers' weights
-    # to int8 (pruners.quantize) once fine-tuning is done, so the stored model is int8.
-    weight_bits: int = 32
     # Fine-tune with knowledge distillation from the dense model.
     distill: bool = False
+    # When the trial quantizes to int8 (its `quantize` setting), fine-tune with int8
+    # fake-quantized weights (quantization-aware) instead of quantizing afterwards only.
+    qat: bool = False
+    # The method already trained the model to the end (lottery's full retraining): the trial
+    # does not fine-tune it again.
+    trained: bool = False
 
 
 PruneFn = Callable[[nn.Module, Mapping[str, float], Mapping[str, object], PruneContext], PruneResult]
@@ -58,12 +69,20 @@ class Pruner:
     What kind of result the method gives is declared here, so that code and tests ask the
     method instead of keeping lists of names: `structural` methods physically remove output
     channels (the result's `kept_channels`, a smaller dense model); `masked` methods zero single
-    weights (the result's `masks`). A method may be both (hybrid)."""
+    weights (the result's `masks`). A method may be both (hybrid), or either depending on a
+    setting (taylor's granularity): `removes(settings)` says which for one run."""
 
     name: str
     fn: PruneFn
     structural: bool
     masked: bool
+    settings_kinds: Callable[[Mapping[str, object]], tuple[bool, bool]] | None = None
+
+    def removes(self, settings: Mapping[str, object]) -> tuple[bool, bool]:
+        """(structural, masked) for a run with these settings."""
+        if self.settings_kinds is None:
+            return self.structural, self.masked
+        return self.settings_kinds(settings)
 
     def __call__(
         self,

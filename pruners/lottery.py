@@ -1,8 +1,20 @@
-"""Lottery tickets (Frankle & Carbin): iterative magnitude pruning with rewinding. Each of R
-rounds prunes p = 1-(1-s)^(1/R) of a layer's remaining weights by |w| of the trained weights,
-rewinds everything (weights, biases, BatchNorm buffers) to the state saved at iteration k and
-re-applies the masks; rounds 1..R-1 then retrain. The last round is not retrained here: the
-trial's ordinary fine-tune, with masks enforced, is that round's retraining."""
+"""Lottery tickets (Frankle & Carbin 2019; late rewinding, Frankle et al. 2020): iterative
+magnitude pruning with rewinding. Each of R rounds prunes p = 1-(1-s)^(1/R) of a layer's
+remaining weights by |w| of the trained weights, rewinds everything (weights, biases, BatchNorm
+buffers) to the state saved at iteration k and re-applies the masks, then retrains.
+
+The rewind point is a fraction of the baseline's training, k = round(f * T) (`lottery_rewind`:
+0 is the initialization; the paper's late rewinding uses a few percent). What "retrain" means
+is `lottery_retrain`:
+- `full` (the paper): after every round, the last included, train for the rest of the
+  baseline's own schedule, T - k iterations with its optimizer and learning rates
+  (PruneContext.retrain_from). The result is trained; the trial does not fine-tune it again.
+- `finetune` (cheap): rounds 1..R-1 retrain with the trial's short fine-tune, and the trial's
+  ordinary fine-tune is the last round's retraining.
+`lottery_control = "reinit"` is the paper's control: the same final mask, but the survivors
+start from a fresh random initialization instead of the rewind point, so comparing the two
+shows whether the ticket's initialization matters.
+"""
 from __future__ import annotations
 
 import copy
@@ -11,10 +23,14 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult, int_setting
+from pruners.base import Masks, PruneContext, PruneResult, float_setting, int_setting, str_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
+
+RETRAIN_MODES = ("full", "finetune")
+CONTROLS = ("none", "reinit")
+REINIT_SALT = 0x5EED  # the control's init must not replay the baseline's (same seed, same order)
 
 
 def lottery_schedule(n: int, s: float, rounds: int) -> list[int]:
@@ -30,16 +46,39 @@ def lottery_schedule(n: int, s: float, rounds: int) -> list[int]:
     return counts + [int(round(s * n))]
 
 
+def rewind_iteration(fraction: float, total_steps: int) -> int:
+    """The baseline iteration a rewind fraction names: round(fraction * T), inside [0, T)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"lottery_rewind {fraction} outside [0, 1)")
+    return min(int(round(fraction * total_steps)), max(0, total_steps - 1))
+
+
+def reinitialized_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A fresh draw from each layer's own initializer (BatchNorm reset too), deterministic for
+    the trial's seed and different from the baseline's initialization."""
+    fresh = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((torch.initial_seed() + REINIT_SALT) % 2**63)
+        for module in fresh.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return {k: v.detach().clone() for k, v in fresh.state_dict().items()}
+
+
 def run_rounds(
     model: nn.Module,
     ratios: Mapping[str, float],
     rounds: int,
     rewind_state: Mapping[str, torch.Tensor],
     retrain: Callable[[nn.Module, Masks], None] | None,
+    retrain_last: bool = False,
+    final_state: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, list[Masks]]:
-    """Prune a copy of `model` over `rounds` rounds; return the rewound, masked copy and the
-    masks after every round (the last is the final mask)."""
-    if rounds > 1 and retrain is None:
+    """Prune a copy of `model` over `rounds` rounds; return the rewound, masked copy (retrained
+    after the last round too when `retrain_last`) and the masks after every round (the last is
+    the final mask). `final_state`, if given, replaces the rewind point after the last round
+    (the random-reinit control)."""
+    if (rounds > 1 or retrain_last) and retrain is None:
         raise ValueError(f"lottery_rounds={rounds} needs PruneContext.retrain between rounds")
     pruned = copy.deepcopy(model)
     layers = prunable_layers(pruned)
@@ -61,10 +100,11 @@ def run_rounds(
             new_masks[f"{name}.weight"] = keep_mask_within(scores, previous, ratio)
         masks = new_masks
         history.append(masks)
+        last = r == rounds - 1
         # The whole state dict, so BatchNorm running statistics rewind along with the weights.
-        pruned.load_state_dict(rewind_state)
+        pruned.load_state_dict(final_state if last and final_state is not None else rewind_state)
         apply_masks(pruned, masks)
-        if r < rounds - 1 and retrain is not None:  # not None whenever rounds > 1 (checked above)
+        if (not last or retrain_last) and retrain is not None:  # checked above
             retrain(pruned, masks)
     return pruned, history
 
@@ -74,9 +114,27 @@ def lottery(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
     rounds = int_setting(settings, "lottery_rounds")
-    k = int_setting(settings, "lottery_rewind_iter")
+    mode = str_setting(settings, "lottery_retrain", "full")
+    control = str_setting(settings, "lottery_control", "none")
+    if mode not in RETRAIN_MODES:
+        raise ValueError(f"lottery_retrain {mode!r}; expected one of {', '.join(RETRAIN_MODES)}")
+    if control not in CONTROLS:
+        raise ValueError(f"lottery_control {control!r}; expected one of {', '.join(CONTROLS)}")
+    k = rewind_iteration(float_setting(settings, "lottery_rewind"), ctx.baseline_steps)
     if k not in ctx.rewind_states:
         available = ", ".join(str(key) for key in sorted(ctx.rewind_states)) or "none"
-        raise ValueError(f"lottery_rewind_iter={k} has no saved state; available: {available}")
-    pruned, history = run_rounds(model, ratios, rounds, ctx.rewind_states[k], ctx.retrain)
-    return PruneResult(model=pruned, masks=history[-1])
+        raise ValueError(f"lottery_rewind names iteration {k} of {ctx.baseline_steps}, which has no saved state; "
+                         f"available: {available}")
+    if mode == "full":
+        if ctx.retrain_from is None:
+            raise ValueError("lottery_retrain=full needs PruneContext.retrain_from")
+        retrain_from = ctx.retrain_from
+
+        def retrain(m: nn.Module, masks: Masks) -> None:
+            retrain_from(m, masks, k)
+    else:
+        retrain = ctx.retrain
+    final_state = reinitialized_state(model) if control == "reinit" else None
+    pruned, history = run_rounds(model, ratios, rounds, ctx.rewind_states[k], retrain,
+                                 retrain_last=mode == "full", final_state=final_state)
+    return PruneResult(model=pruned, masks=history[-1], trained=mode == "full")

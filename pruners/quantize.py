@@ -4,6 +4,10 @@ scale_c = max|w_c| / 127 for output channel c; w := round(w / scale_c) * scale_c
 integer clamped to [-127, 127]. Afterwards every weight is an int8 value times its channel's
 scale, so the stored model is the int8 values plus one fp32 scale per channel. Zeros map to
 exactly 0, so pruning masks survive quantization.
+
+`fake_quantize` is the same grid without storing anything: quantization-aware fine-tuning runs
+every forward on fake-quantized weights and applies the gradient to the float ones (the
+straight-through estimator), so the weights learn to sit well on the grid.
 """
 from __future__ import annotations
 
@@ -31,6 +35,12 @@ def int8_values(weight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return q.to(torch.int8)
 
 
+def fake_quantize(weight: torch.Tensor) -> torch.Tensor:
+    """The int8-grid value of every weight (what quantize_int8_ would store), as floats."""
+    s = _per_channel(int8_scales(weight), weight)
+    return torch.round(weight.detach() / s).clamp(-QMAX, QMAX) * s
+
+
 def quantize_int8_(model: nn.Module, param_names: Iterable[str]) -> dict[str, torch.Tensor]:
     """Snap the named weights onto their int8 grid in place; returns name -> per-channel scales."""
     params = dict(model.named_parameters())
@@ -38,7 +48,6 @@ def quantize_int8_(model: nn.Module, param_names: Iterable[str]) -> dict[str, to
     with torch.no_grad():
         for name in param_names:
             w = params[name]
-            s = int8_scales(w)
-            w.copy_(int8_values(w, s).to(w.dtype) * _per_channel(s, w))
-            scales[name] = s
+            scales[name] = int8_scales(w)
+            w.copy_(fake_quantize(w).to(w.dtype))
     return scales

@@ -1,22 +1,25 @@
 """Methods by name. A literal dict filled by `register`, as timm and open_lth do."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 from pruners.base import PruneFn, Pruner
 
 PRUNERS: dict[str, Pruner] = {}
 
 
-def register(name: str, *, structural: bool = False, masked: bool = True) -> Callable[[PruneFn], Pruner]:
-    """Register a method under `name`, declaring what it removes (see `pruners.base.Pruner`)."""
+def register(name: str, *, structural: bool = False, masked: bool = True,
+             removes: Callable[[Mapping[str, object]], tuple[bool, bool]] | None = None
+             ) -> Callable[[PruneFn], Pruner]:
+    """Register a method under `name`, declaring what it may remove (see `pruners.base.Pruner`);
+    `removes(settings)` says what one run removes when a setting chooses (taylor's granularity)."""
     if not (structural or masked):
         raise ValueError(f"pruner {name!r} must be structural, masked or both")
 
     def add(fn: PruneFn) -> Pruner:
         if name in PRUNERS:
             raise ValueError(f"pruner {name!r} registered twice")
-        pruner = Pruner(name=name, fn=fn, structural=structural, masked=masked)
+        pruner = Pruner(name=name, fn=fn, structural=structural, masked=masked, settings_kinds=removes)
         PRUNERS[name] = pruner
         return pruner
 

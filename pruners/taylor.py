@@ -1,7 +1,16 @@
-"""First-order Taylor pruning (Molchanov et al.): a weight's importance is |dL/dw * w|, summed
-over N batches, each batch's gradient computed afresh. The source article overwrote the
-importance with the last batch and never zeroed gradients, so batch k's score carried the
-gradients of batches 1..k; here every batch contributes its own |g * w| exactly once."""
+"""First-order Taylor pruning (Molchanov et al.), at two granularities (`taylor_granularity`):
+
+- `weight` (2017): a weight's importance is |dL/dw * w|, summed over N batches; masks.
+- `filter` (2019): a filter's importance is (sum over the filter of g * w)^2, summed over N
+  batches; the least important filters are removed physically, with the same surgery as FPGM
+  (pruners.surgery: BatchNorm, the next layer's inputs, residual-coupled layers), so the model
+  gets smaller and faster, not only sparser. Layers tied by a residual addition lose the same
+  channels, ranked by the sum of their members' importances (the group's first-order loss
+  change). The classifier keeps its outputs (they are the classes).
+
+Each batch's gradient is computed afresh. The source article overwrote the importance with the
+last batch and never zeroed gradients, so batch k's score carried the gradients of batches
+1..k; here every batch contributes its own term exactly once."""
 from __future__ import annotations
 
 import copy
@@ -11,10 +20,24 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Batch, PruneContext, PruneResult, int_setting
+from pruners.base import Batch, PruneContext, PruneResult, int_setting, str_setting
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
+from pruners.surgery import coupled_layers, out_channels, remove_channels
+
+GRANULARITIES = ("weight", "filter")
+
+
+def _per_weight(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return (g * w).abs().float()
+
+
+def _per_filter(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # Molchanov 2019, eq. 8: the squared first-order change of the loss when the whole filter
+    # (output channel) is removed; summing g*w BEFORE squaring is what makes it a filter score.
+    # float64: the sum cancels, and near-ties must rank the same everywhere.
+    return (g.double() * w.double()).flatten(1).sum(dim=1).pow(2)
 
 
 def taylor_importance(
@@ -23,14 +46,20 @@ def taylor_importance(
     batches: Iterable[Batch],
     n_batches: int,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    granularity: str = "weight",
 ) -> dict[str, torch.Tensor]:
-    """|dL/dw * w| summed over the first `n_batches` of `batches`, keyed by parameter name
-    (`"conv1.weight"`). Leaves the model's weights, buffers, `.grad` and mode as they were."""
+    """Per weight |dL/dw * w| (shaped like the weight) or per filter (sum_filter g*w)^2 (one
+    value per output channel), summed over the first `n_batches` of `batches`, keyed by
+    parameter name (`"conv1.weight"`). Leaves the model's weights, buffers, `.grad` and mode
+    as they were."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"taylor_granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}")
+    term = _per_weight if granularity == "weight" else _per_filter
     if n_batches < 1:
         raise ValueError(f"taylor_batches must be >= 1, got {n_batches}")
     layers = prunable_layers(model)
     params = {f"{name}.weight": layers[name].weight for name in layer_names}
-    importance = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
+    importance: dict[str, torch.Tensor] = {}
     device = next(iter(params.values())).device
     was_training = model.training
     # Eval mode: in train mode every forward would update BatchNorm running statistics, so
@@ -45,7 +74,8 @@ def taylor_importance(
                 # before each batch -- and never touches `.grad`, so stale grads cannot leak in.
                 grads = torch.autograd.grad(loss, list(params.values()))
                 for (name, p), g in zip(params.items(), grads):
-                    importance[name] += (g * p).detach().abs().float()
+                    t = term(g.detach(), p.detach())
+                    importance[name] = importance[name] + t if name in importance else t
                 seen += 1
     finally:
         model.train(was_training)
@@ -54,14 +84,53 @@ def taylor_importance(
     return importance
 
 
-@register("taylor")
+def taylor_filter_drop(
+    model: nn.Module, ratios: Mapping[str, float], importance: Mapping[str, torch.Tensor], example: torch.Tensor
+) -> dict[str, list[int]]:
+    """Per filter layer in `ratios` (classifier excluded), the round(ratio * n) least important
+    output channels (ties to the lower index, at least one kept); coupled layers share the
+    drop of their group, ranked by the group's summed importance at the first layer's ratio."""
+    from pruners.fpgm import filter_layers  # not at import time: registry imports both modules
+
+    layers = prunable_layers(model)
+    drop: dict[str, list[int]] = {}
+    for root, members in coupled_layers(model, filter_layers(model, ratios), example).items():
+        score = sum(importance[f"{m}.weight"] for m in members)
+        n = out_channels(layers[root])
+        n_drop = min(int(round(float(ratios[root]) * n)), n - 1)
+        idxs = sorted(torch.argsort(score, stable=True)[:n_drop].tolist())
+        drop.update({m: idxs for m in members})
+    return drop
+
+
+def _removes(settings: Mapping[str, object]) -> tuple[bool, bool]:
+    filters = str_setting(settings, "taylor_granularity", "weight") == "filter"
+    return filters, not filters  # (structural, masked)
+
+
+@register("taylor", structural=True, masked=True, removes=_removes)
 def taylor(
     model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
 ) -> PruneResult:
     if ctx.batches is None:
         raise ValueError("taylor needs training batches: PruneContext.batches is None")
+    granularity = str_setting(settings, "taylor_granularity", "weight")
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"taylor_granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}")
     pruned = copy.deepcopy(model)
     n_batches = int_setting(settings, "taylor_batches")
+    if granularity == "filter":
+        from pruners.fpgm import filter_layers
+
+        layers = prunable_layers(pruned)
+        # Every coupled member is scored, so the whole group's loss change is counted.
+        scored = [m for ms in coupled_layers(pruned, filter_layers(pruned, ratios), ctx.example_input).values()
+                  for m in ms]
+        importance = taylor_importance(pruned, scored, ctx.batches(), n_batches, ctx.loss_fn, "filter")
+        drop = taylor_filter_drop(pruned, ratios, importance, ctx.example_input)
+        kept = {n: [i for i in range(out_channels(layers[n])) if i not in set(d)] for n, d in drop.items()}
+        remove_channels(pruned, drop, ctx.example_input)
+        return PruneResult(model=pruned, kept_channels=kept)
     importance = taylor_importance(pruned, list(ratios), ctx.batches(), n_batches, ctx.loss_fn)
     masks = {f"{n}.weight": keep_mask(importance[f"{n}.weight"], r) for n, r in ratios.items()}
     apply_masks(pruned, masks)

@@ -6,14 +6,16 @@ nothing is decoded per epoch and the loop costs about what a hand-written one do
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pruners.masking import bind_masks
+from pruners.quantize import fake_quantize
 from trainables.data import Split
 
 
@@ -99,6 +101,8 @@ def train(
     on_epoch: Callable[[int, int, float], None] | None = None,
     device: torch.device | str = "cpu",
     schedule: str = "cosine",
+    start_step: int = 0,
+    fake_quant: Sequence[str] = (),
 ) -> float:
     """SGD with Nesterov momentum and a cosine schedule, or with `schedule="onecycle"` a
     one-cycle schedule peaking at `lr` (warm-up then cosine annealing; trains a dense model well
@@ -107,16 +111,29 @@ def train(
     With `teacher`, the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T) (Hinton et al.).
     `on_iteration(i, model)` is called before step i (i=0 is the untrained model);
     `on_epoch(epoch, epochs, mean_loss)` after each epoch (1-based; a fractional last epoch counts).
+    `start_step=k` runs only steps k..T-1 of this schedule, at the learning rates the whole run
+    would have had there (lottery's retraining from rewind point k, Frankle et al.).
+    `fake_quant` names weights to fake-quantize to int8 in every forward (quantization-aware
+    training: the gradient at the quantized weights updates the float ones).
     Returns the mean loss of the last epoch."""
     gen = torch.Generator().manual_seed(seed)
     total = total_steps(len(split), batch_size, epochs)
+    if not 0 <= start_step < total:
+        raise ValueError(f"start_step {start_step} outside the schedule's {total} steps")
     steps_per_epoch = math.ceil(len(split) / batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = _scheduler(opt, schedule, lr, total)
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_step):
+            sched.step()
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
+    named = dict(model.named_parameters())
+    quantized = [named[n] for n in fake_quant]
     if teacher is not None:
         teacher.eval()
-    step, last_losses, epoch, epochs = 0, [], 0, math.ceil(total / steps_per_epoch)
+    step, last_losses, epoch = start_step, [], 0
+    epochs = math.ceil((total - start_step) / steps_per_epoch)
     while step < total:
         model.train()  # again each epoch: on_epoch may have evaluated the model
         last_losses = []
@@ -125,6 +142,10 @@ def train(
                 break
             if on_iteration is not None:
                 on_iteration(step, model)
+            floats = [p.detach().clone() for p in quantized]
+            with torch.no_grad():
+                for p in quantized:
+                    p.copy_(fake_quantize(p))
             out = model(x)
             if teacher is None:
                 loss = F.cross_entropy(out, y)
@@ -136,6 +157,9 @@ def train(
                 raise DivergedError(f"loss became {loss.item()} at step {step} (lr={lr})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            with torch.no_grad():  # straight-through: the step applies to the float weights
+                for p, f in zip(quantized, floats):
+                    p.copy_(f)
             opt.step()
             sched.step()
             if reapply_masks is not None:

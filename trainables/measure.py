@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 # Metric names: the keys of a trial's metrics, Ray Tune's results and MLflow's metrics.
 VAL_ACC = "val_acc"  # drives the search
 TEST_ACC = "test_acc"  # reported only
+PRUNE_VAL_ACC = "prune_val_acc"  # val accuracy right after pruning, before fine-tuning (BN recalibrated)
 # The second objective a search minimizes (--objective) -> the metric it reads.
 OBJECTIVE_METRIC = {"size": "size_bytes", "nonzero": "nonzero_params", "flops": "flops", "latency": "latency_ms"}
 OBJECTIVES = tuple(OBJECTIVE_METRIC)

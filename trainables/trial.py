@@ -21,8 +21,8 @@ from pruners.registry import get_pruner
 from trainables import compress
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle
-from trainables.loops import batches, evaluate, recalibrate_bn, train
-from trainables.measure import TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
+from trainables.loops import batches, evaluate, recalibrate_bn, total_steps, train
+from trainables.measure import PRUNE_VAL_ACC, TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
 
 SPARSITY_PREFIX = "sparsity."
 
@@ -43,6 +43,9 @@ def layer_ratios(config: Mapping[str, object]) -> dict[str, float]:
     return {k[len(SPARSITY_PREFIX):]: float(v) for k, v in config.items() if k.startswith(SPARSITY_PREFIX)}
 
 
+QUANTIZE = ("none", "int8")
+
+
 def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Baseline,
               device: str = "cpu", log=lambda msg: None) -> TrialOutcome:
     start = time.perf_counter()
@@ -50,37 +53,61 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
         data = data.to(device)  # once per trial; batches are then sliced on the device
     seed = int(config["seed"])
     epochs, lr, bs = float(config["finetune_epochs"]), float(config["finetune_lr"]), int(config["batch_size"])
+    quantize = str(config.get("quantize", "none"))
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize {quantize!r}; expected one of {', '.join(QUANTIZE)}")
     norm_train, norm_eval = normalizer(data, bool(config["augment"])), normalizer(data, False)
     dense = baseline.build(str(config["model"]), data).to(device).eval()
     example = norm_eval(data.val.x[:1])
 
-    def fine_tune(model, masks, teacher=None):
+    def fine_tune(model, masks, teacher=None, fake_quant=()):
         train(model, data.train, norm_train, epochs=epochs, lr=lr, batch_size=bs, seed=seed, masks=masks,
               teacher=teacher, kd_temperature=float(config.get("hybrid_temperature", 4.0)),
-              kd_alpha=float(config.get("hybrid_alpha", 0.5)), device=device)
+              kd_alpha=float(config.get("hybrid_alpha", 0.5)), device=device, fake_quant=fake_quant)
+
+    def recalibrate(model):
+        # Unaugmented training images: evaluation sees unaugmented inputs, so these are the
+        # statistics it needs (the training data, never validation or test).
+        recalibrate_bn(model, data.train, norm_eval, seed=seed, device=device)
+
+    recipe = baseline.spec  # the baseline's own training recipe, for lottery's full retraining
+    base_steps = total_steps(len(data.train), int(recipe["batch_size"]), float(recipe["epochs"]))
+
+    def retrain_from(model, masks, k):
+        train(model, data.train, normalizer(data, bool(recipe["augment"])), epochs=float(recipe["epochs"]),
+              lr=float(recipe["lr"]), batch_size=int(recipe["batch_size"]), seed=seed, masks=masks,
+              device=device, schedule=str(recipe.get("schedule", "cosine")), start_step=k)
 
     ctx = PruneContext(
         example_input=example,
         batches=lambda: batches(data.train, bs, norm_eval, torch.Generator().manual_seed(seed), device),
         retrain=fine_tune,
+        retrain_from=retrain_from,
+        baseline_steps=base_steps,
         rewind_states={k: v for k, v in baseline.rewind_states.items()},
-        recalibrate_bn=lambda m: recalibrate_bn(m, data.train, norm_train, seed=seed, device=device),
+        recalibrate_bn=recalibrate,
     )
     torch.manual_seed(seed)
     method = str(config["method"])
     log(f"pruning with {method}")
     result = get_pruner(method)(dense, layer_ratios(config), config, ctx)
     model, masks = result.model.to(device), dict(result.masks)
-    log(f"fine-tuning {epochs} epochs")
-    fine_tune(model, masks, teacher=copy.deepcopy(dense) if result.distill else None)
+    prune_val_acc = evaluate_pruned(model, data, norm_eval, recalibrate if result.kept_channels else None, device)
+    names = [f"{n}.weight" for n in prunable_layers(model)]
+    if not result.trained:
+        log(f"fine-tuning {epochs} epochs")
+        fine_tune(model, masks, teacher=copy.deepcopy(dense) if result.distill else None,
+                  fake_quant=names if quantize == "int8" and result.qat else ())
 
     int8_scales = {}
-    if result.weight_bits == 8:
-        names = [f"{n}.weight" for n in prunable_layers(model)]
+    if quantize == "int8":
         int8_scales = quantize_int8_(model, names)
         params = dict(model.named_parameters())
         # Rounding can send a tiny kept weight to 0; the stored mask says what is stored.
         masks = {n: params[n].detach() != 0 for n in names}
+        # The fine-tune's running statistics belong to the float weights; int8 shifts every
+        # activation a little, so they are re-estimated for the weights actually stored.
+        recalibrate(model)
 
     model.eval()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -91,6 +118,7 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
     metrics = {
         VAL_ACC: evaluate(model, data.val, norm_eval, device=device),
         TEST_ACC: evaluate(model, data.test, norm_eval, device=device),
+        PRUNE_VAL_ACC: prune_val_acc,
         "size_bytes": float(compress.size_bytes(encoded)),
         "size_ratio": compress.size_bytes(encoded) / dense_size,
         "params": float(n_params),
@@ -103,6 +131,18 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
     per_layer = {n: 1.0 - float(m.float().mean()) for n, m in masks.items()}
     return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer,
                         _effective_ratios(config, dense, result.kept_channels, per_layer))
+
+
+def evaluate_pruned(model, data: DatasetBundle, norm, recalibrate, device) -> float:
+    """Validation accuracy of the pruned model before any fine-tuning (a cheap fidelity, and
+    the article's "drop before fine-tuning"). Removing filters shifts every later activation,
+    so a structural result is scored on a copy whose BatchNorm statistics were re-estimated:
+    here, where nothing trains afterwards, recalibration is what the evaluation uses. The
+    model that goes on to fine-tuning is left as it was."""
+    if recalibrate is not None:
+        model = copy.deepcopy(model)
+        recalibrate(model)
+    return evaluate(model, data.val, norm, device=device)
 
 
 def _effective_ratios(config, dense, kept_channels, per_layer) -> dict[str, float]:

@@ -25,7 +25,7 @@ MODELS = ("simplecnn", "resnet20")
 # every structural method must keep n - round(FILTER_RATIO * n) channels of an n-channel layer.
 FILTER_RATIO, CLASSIFIER_RATIO = 0.25, 0.5
 SETTINGS = {"magnitude_scope": "layer", "global_sparsity": 0.5, "taylor_batches": 2, "lottery_rounds": 2,
-            "lottery_rewind_iter": 0, "hybrid_filter_ratio": FILTER_RATIO, "hybrid_temperature": 4.0,
+            "lottery_rewind": 0.0, "hybrid_filter_ratio": FILTER_RATIO, "hybrid_temperature": 4.0,
             "hybrid_alpha": 0.5}
 
 
@@ -76,7 +76,21 @@ def make_ctx(model_name: str, seed: int, use: DataUse) -> PruneContext:
 
     init = make_dense(model_name, init_seed=1).state_dict()  # lottery's rewind point k=0
     return PruneContext(example_input=xs[:2], batches=batches, retrain=retrain, recalibrate_bn=recalibrate,
+                        retrain_from=lambda model, masks, k: retrain(model, masks), baseline_steps=100,
                         rewind_states={0: init})
+
+
+# Settings that change what a method removes, run as cases of their own.
+VARIANTS = {"taylor": {"weight": {}, "filter": {"taylor_granularity": "filter"}}}
+
+
+def settings_of(method: str) -> dict:
+    name, _, variant = method.partition(":")
+    return {**SETTINGS, **VARIANTS.get(name, {}).get(variant, {})}
+
+
+def pruner_of(method: str):
+    return get_pruner(method.partition(":")[0])
 
 
 def prune_fresh(method: str, model_name: str, seed: int = 0) -> tuple[PruneResult, DataUse]:
@@ -84,7 +98,7 @@ def prune_fresh(method: str, model_name: str, seed: int = 0) -> tuple[PruneResul
     dense = make_dense(model_name)
     ctx = make_ctx(model_name, seed, use)
     torch.manual_seed(seed)  # as the trial does before pruning
-    return get_pruner(method)(dense, make_ratios(dense), SETTINGS, ctx), use
+    return pruner_of(method)(dense, make_ratios(dense), settings_of(method), ctx), use
 
 
 @cache
@@ -104,7 +118,10 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-@pytest.fixture(params=[(m, n) for m in sorted(PRUNERS) for n in MODELS], ids="-".join)
+CASES = [f"{m}:{v}" if v else m for m in sorted(PRUNERS) for v in (VARIANTS.get(m) or [""])]
+
+
+@pytest.fixture(params=[(m, n) for m in CASES for n in MODELS], ids="-".join)
 def case(request) -> tuple[str, str]:
     return request.param
 
@@ -125,20 +142,24 @@ def same_result(a: PruneResult, b: PruneResult) -> bool:
 def test_every_method_declares_what_it_removes():
     for pruner in PRUNERS.values():
         assert pruner.structural or pruner.masked, pruner.name
+    for case in CASES:  # what one run removes is within what the method declared
+        structural, masked = pruner_of(case).removes(settings_of(case))
+        assert (structural or masked) and (structural <= pruner_of(case).structural) and \
+            (masked <= pruner_of(case).masked), case
 
 
 def test_result_carries_masks_and_kept_channels_exactly_as_declared(case):
     method, model_name = case
     result, _ = prune(method, model_name)
-    pruner = get_pruner(method)
-    assert bool(result.masks) == pruner.masked
-    assert bool(result.kept_channels) == pruner.structural
+    structural, masked = pruner_of(method).removes(settings_of(method))
+    assert bool(result.masks) == masked
+    assert bool(result.kept_channels) == structural
 
 
 def test_masked_methods_drop_the_exact_count_and_zero_it(case):
     method, model_name = case
     result, _ = prune(method, model_name)
-    if not get_pruner(method).masked:  # then it zeroes no single weight either
+    if not pruner_of(method).removes(settings_of(method))[1]:  # then it zeroes no single weight either
         assert result.masks == {}
         assert all(torch.count_nonzero(m.weight) == m.weight.numel() for m in prunable_layers(result.model).values())
         return
@@ -157,7 +178,7 @@ def test_structural_methods_keep_the_requested_channels_and_shrink_the_model(cas
     result, _ = prune(method, model_name)
     dense = make_dense(model_name)
     dense_layers, layers = prunable_layers(dense), prunable_layers(result.model)
-    if not get_pruner(method).structural:
+    if not pruner_of(method).removes(settings_of(method))[0]:
         assert n_params(result.model) == n_params(dense)
         assert all(layers[n].weight.shape == m.weight.shape for n, m in dense_layers.items())
         return
@@ -198,6 +219,6 @@ def test_dense_baseline_is_left_untouched(case):
     method, model_name = case
     dense = make_dense(model_name)
     before = copy.deepcopy(dense.state_dict())
-    get_pruner(method)(dense, make_ratios(dense), SETTINGS, make_ctx(model_name, 0, DataUse()))
+    pruner_of(method)(dense, make_ratios(dense), settings_of(method), make_ctx(model_name, 0, DataUse()))
     assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())
     assert not dense.training

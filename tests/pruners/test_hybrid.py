@@ -1,4 +1,5 @@
-"""Hybrid: FPGM filters, then magnitude weights on the smaller model, BN recalibrated, int8 after."""
+"""Hybrid: FPGM filters, then magnitude weights on the smaller model, then a distillation
+fine-tune, quantization-aware or not; int8 itself is the trial's axis (tests/trainables)."""
 from __future__ import annotations
 
 import pytest
@@ -42,11 +43,15 @@ def test_filters_removed_then_weights_masked_on_the_smaller_model():
         assert torch.all(params[f"{name}.weight"][~mask] == 0)
 
 
-def test_asks_for_int8_and_distillation_and_recalibrates_bn():
+def test_asks_for_distillation_and_qat_only_when_chosen_and_leaves_bn_to_the_trial():
     seen = []
     result = run(recalibrate=seen.append)
-    assert result.weight_bits == 8 and result.distill is True
-    assert len(seen) == 1 and seen[0] is result.model
+    assert result.distill is True and result.qat is False and not result.trained
+    # Recalibrating before a train-mode fine-tune is overwritten by it: the pruner must not.
+    assert seen == []
+    assert run({**SETTINGS, "hybrid_quant": "qat"}).qat is True
+    with pytest.raises(ValueError, match="hybrid_quant"):
+        run({**SETTINGS, "hybrid_quant": "int4"})
 
 
 def test_quantized_masked_weights_lie_on_the_int8_grid():

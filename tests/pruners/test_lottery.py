@@ -70,9 +70,13 @@ def setup():
     return model, states
 
 
-def ctx_for(states, retrain) -> PruneContext:
+T = 100  # the baseline's training steps in these tests: rewind fraction 0.02 is iteration 2
+
+
+def ctx_for(states, retrain, retrain_from=None) -> PruneContext:
     example = torch.zeros(1, 1, 8, 8)
-    return PruneContext(example_input=example, retrain=retrain, rewind_states=states)
+    return PruneContext(example_input=example, retrain=retrain, retrain_from=retrain_from, baseline_steps=T,
+                        rewind_states=states)
 
 
 def test_schedule_geometric_and_exact_at_end():
@@ -176,7 +180,7 @@ def test_rewind_point_selects_saved_weights(setup):
     pruner = get_pruner("lottery")
     for k in (0, 2):
         retrain = Retrainer(states[k])
-        settings = {"lottery_rounds": ROUNDS, "lottery_rewind_iter": k}
+        settings = {"lottery_rounds": ROUNDS, "lottery_rewind": k / T, "lottery_retrain": "finetune"}
         result = pruner(model, RATIOS, settings, ctx_for(states, retrain))
         assert rewound_exactly(result.model, result.masks, states[k])
         assert retrain.arrived_rewound == [True] * (ROUNDS - 1)
@@ -184,7 +188,7 @@ def test_rewind_point_selects_saved_weights(setup):
 
 def test_single_round_needs_no_retrain(setup):
     model, states = setup
-    settings = {"lottery_rounds": 1, "lottery_rewind_iter": 0}
+    settings = {"lottery_rounds": 1, "lottery_rewind": 0.0, "lottery_retrain": "finetune"}
     result = lottery_mod.lottery(model, RATIOS, settings, ctx_for(states, None))
     for name, s in RATIOS.items():
         mask = result.masks[f"{name}.weight"]
@@ -194,8 +198,80 @@ def test_single_round_needs_no_retrain(setup):
 def test_bad_rewind_point_or_missing_retrain_raises(setup):
     model, states = setup
     ctx = ctx_for(states, Retrainer(states[0]))
-    with pytest.raises(ValueError, match=r"available: 0, 2"):
-        lottery_mod.lottery(model, RATIOS, {"lottery_rounds": 2, "lottery_rewind_iter": 5}, ctx)
+    with pytest.raises(ValueError, match=r"iteration 5 of 100.*available: 0, 2"):
+        lottery_mod.lottery(model, RATIOS, {"lottery_rounds": 2, "lottery_rewind": 0.05}, ctx)
     with pytest.raises(ValueError, match="retrain"):
-        settings = {"lottery_rounds": 2, "lottery_rewind_iter": 0}
+        settings = {"lottery_rounds": 2, "lottery_rewind": 0.0, "lottery_retrain": "finetune"}
         lottery_mod.lottery(model, RATIOS, settings, ctx_for(states, None))
+    with pytest.raises(ValueError, match="retrain_from"):  # full retraining is the default
+        lottery_mod.lottery(model, RATIOS, {"lottery_rounds": 2, "lottery_rewind": 0.0}, ctx)
+
+
+def test_rewind_fraction_names_an_iteration_of_the_baselines_training():
+    assert [lottery_mod.rewind_iteration(f, 1000) for f in (0.0, 0.005, 0.02, 0.05)] == [0, 5, 20, 50]
+    assert lottery_mod.rewind_iteration(0.02, 90) == 2  # rounded, not truncated to a step count
+    with pytest.raises(ValueError, match="lottery_rewind"):
+        lottery_mod.rewind_iteration(1.0, 1000)
+
+
+class FullRetrainer:
+    """retrain_from stub: records the rewind iteration and the state each retraining starts from."""
+
+    def __init__(self):
+        self.calls: list[tuple[int, dict]] = []
+
+    def __call__(self, model, masks, k):
+        self.calls.append((k, state_copy(model)))
+        sgd_steps(model, masks, steps=2, seed=50 + len(self.calls))
+
+
+def test_full_retraining_runs_from_the_rewind_iteration_after_every_round_the_last_included(setup):
+    model, states = setup
+    full, short = FullRetrainer(), Retrainer(states[2])
+    result = get_pruner("lottery")(model, RATIOS, {"lottery_rounds": ROUNDS, "lottery_rewind": 0.02},
+                                   ctx_for(states, short, full))
+    assert short.calls == 0  # the trial's short fine-tune is never the retraining
+    assert [k for k, _ in full.calls] == [2] * ROUNDS  # every round, the last too, from k = 2
+    assert result.trained  # so the trial does not fine-tune it again
+    # The final model is the retrained one, not the rewound one.
+    assert not rewound_exactly(result.model, result.masks, states[2])
+
+
+def test_finetune_mode_leaves_the_last_retraining_to_the_trial(setup):
+    model, states = setup
+    full, short = FullRetrainer(), Retrainer(states[0])
+    settings = {"lottery_rounds": ROUNDS, "lottery_rewind": 0.0, "lottery_retrain": "finetune"}
+    result = get_pruner("lottery")(model, RATIOS, settings, ctx_for(states, short, full))
+    assert full.calls == [] and short.calls == ROUNDS - 1 and not result.trained
+
+
+def test_reinit_control_keeps_the_tickets_mask_but_not_its_initialization(setup):
+    model, states = setup
+    runs = {}
+    for control in ("none", "reinit"):
+        full = FullRetrainer()
+        # The trial seeds before pruning, with the seed the baseline's init used (setup: 0), so a
+        # control that merely re-ran the initializers would replay the ticket's init.
+        torch.manual_seed(0)
+        settings = {"lottery_rounds": ROUNDS, "lottery_rewind": 0.0, "lottery_control": control}
+        runs[control] = (get_pruner("lottery")(model, RATIOS, settings, ctx_for(states, None, full)), full)
+    (ticket, ticket_calls), (control, control_calls) = runs["none"], runs["reinit"]
+    assert all(torch.equal(ticket.masks[k], control.masks[k]) for k in ticket.masks)
+    # Rounds 1..R-1 are the same; the last retraining starts from the ticket's init only for the ticket.
+    for (_, a), (_, b) in zip(ticket_calls.calls[:-1], control_calls.calls[:-1]):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    last_ticket, last_control = ticket_calls.calls[-1][1], control_calls.calls[-1][1]
+    assert rewound_exactly_state(last_ticket, ticket.masks, states[0])
+    for key, mask in control.masks.items():
+        assert not torch.equal(last_control[key][mask], last_ticket[key][mask]), key
+    for key, mask in control.masks.items():  # the control starts masked too
+        assert torch.all(last_control[key][~mask] == 0)
+    # A draw from the layers' own initializers: same scale as the original init.
+    ratio = last_control["conv1.weight"].std() / states[0]["conv1.weight"].std()
+    assert 0.7 < ratio < 1.4
+
+
+def rewound_exactly_state(state, masks, rewind_state) -> bool:
+    model = SimpleCNN(1, 10, 8, width=4)
+    model.load_state_dict(state)
+    return rewound_exactly(model, masks, rewind_state)

@@ -116,3 +116,94 @@ def test_missing_or_short_data_raises():
     ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches))
     with pytest.raises(ValueError, match="only 2 batches"):
         taylor_mod.taylor(model, RATIOS, {"taylor_batches": 3}, ctx)
+
+
+# ---- filter granularity (Molchanov et al. 2019) ------------------------------------------------
+
+FILTER = {"taylor_batches": 2, "taylor_granularity": "filter"}
+
+
+def prune_filters(model, batches, ratios=RATIOS):
+    ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches), loss_fn=LOSS)
+    return get_pruner("taylor")(model, ratios, FILTER, ctx)
+
+
+def test_filter_importance_squares_the_filters_summed_gw_per_batch_then_accumulates():
+    model, batches = make_model(), make_batches(2)
+    model.eval()
+    weights = [getattr(model, name).weight for name in RATIOS]
+    expected = [torch.zeros(w.shape[0], dtype=torch.float64) for w in weights]
+    for x, y in batches:
+        grads = torch.autograd.grad(LOSS(model(x), y), weights)
+        # Sum over the filter FIRST, then square (not the sum of |g*w|, nor of (g*w)^2), per batch.
+        expected = [e + (g.double() * w.double()).flatten(1).sum(1) ** 2 for e, g, w in zip(expected, grads, weights)]
+    got = taylor_mod.taylor_importance(model, list(RATIOS), iter(batches), 2, LOSS, "filter")
+    for name, e in zip(RATIOS, expected):
+        assert got[f"{name}.weight"].shape == (getattr(model, name).weight.shape[0],)
+        torch.testing.assert_close(got[f"{name}.weight"], e.detach(), rtol=1e-9, atol=0)
+    # Accumulated over batches, not the square of the summed gradient.
+    separate = [taylor_mod.taylor_importance(model, list(RATIOS), iter([b]), 1, LOSS, "filter") for b in batches]
+    for k in got:
+        torch.testing.assert_close(got[k], separate[0][k] + separate[1][k], rtol=1e-12, atol=0)
+
+
+def test_filter_taylor_removes_the_least_important_whole_filters_physically():
+    from pruners.surgery import out_channels
+    from trainables.measure import count_flops
+
+    model, batches = make_model(), make_batches(3)
+    model.eval()
+    result = prune_filters(model, batches)
+    scores = taylor_mod.taylor_importance(model, list(RATIOS), iter(batches), 2, LOSS, "filter")
+    assert result.masks == {} and "fc2" not in result.kept_channels  # classifier keeps its classes
+    for name in ("conv1", "conv2", "fc1"):
+        n, kept = out_channels(getattr(model, name)), result.kept_channels[name]
+        assert out_channels(getattr(result.model, name)) == len(kept) == n - round(RATIOS[name] * n)
+        dropped = [i for i in range(n) if i not in kept]
+        score = scores[f"{name}.weight"]
+        assert score[dropped].max() <= score[kept].min(), name  # the least important go
+    # Whole filters: the survivors are the baseline's rows, untouched (conv2 minus conv1's inputs).
+    k1, k2 = result.kept_channels["conv1"], result.kept_channels["conv2"]
+    assert torch.equal(result.model.conv1.weight, model.conv1.weight[k1])
+    assert torch.equal(result.model.conv2.weight, model.conv2.weight[k2][:, k1])
+    x = batches[0][0]
+    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n_params(result.model) < n_params(model)
+    assert count_flops(result.model, x[:1]) < count_flops(model, x[:1])
+    # The next layer lost the matching inputs and BatchNorm the matching entries.
+    assert result.model.conv2.in_channels == len(result.kept_channels["conv1"])
+    assert torch.equal(result.model.bn1.running_mean, model.bn1.running_mean[result.kept_channels["conv1"]])
+
+
+def test_filter_taylor_on_a_resnet_removes_residual_coupled_channels_together():
+    from pruners.fpgm import filter_layers
+    from pruners.layers import prunable_layers
+    from pruners.surgery import coupled_layers
+    from trainables.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet20", 1, 10, 8).eval()
+    g = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(2)]
+    names = filter_layers(model, prunable_layers(model))
+    groups = coupled_layers(model, names, batches[0][0][:1])
+    ratios = {n: 0.25 for n in names}
+    result = prune_filters(model, batches, ratios)
+    coupled = [ms for ms in groups.values() if len(ms) > 1]
+    assert coupled
+    scores = taylor_mod.taylor_importance(model, names, iter(batches), 2, LOSS, "filter")
+    for members in coupled:
+        kept = result.kept_channels[members[0]]
+        assert all(result.kept_channels[m] == kept for m in members)
+        group = sum(scores[f"{m}.weight"] for m in members)  # ranked by the group's summed importance
+        dropped = [i for i in range(len(group)) if i not in kept]
+        assert group[dropped].max() <= group[kept].min()
+    out = result.model(batches[0][0])
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+
+
+def test_unknown_granularity_is_rejected():
+    model, batches = make_model(), make_batches(2)
+    ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches))
+    with pytest.raises(ValueError, match="taylor_granularity 'channel'"):
+        taylor_mod.taylor(model, RATIOS, {"taylor_batches": 2, "taylor_granularity": "channel"}, ctx)

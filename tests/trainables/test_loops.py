@@ -130,3 +130,66 @@ def test_fine_tuning_distills_from_the_teachers_logits(monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(teacher_out, teacher(x))
     assert (temperature, alpha) == (3.0, 0.7)
+
+
+def recorded_lrs(monkeypatch, **kwargs) -> list[float]:
+    """The learning rate of every optimizer step `train` takes."""
+    lrs: list[float] = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    data = small_digits(200)
+    torch.manual_seed(0)
+    train(SimpleCNN(1, 10, 8), data.train, normalizer(data, False), epochs=3, lr=0.05, batch_size=64, seed=0,
+          **kwargs)
+    monkeypatch.undo()
+    return lrs
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_training_from_step_k_runs_the_rest_of_the_same_schedule(monkeypatch, schedule):
+    # Lottery's retraining from rewind point k: T - k steps at the rates the whole run had there.
+    full = recorded_lrs(monkeypatch, schedule=schedule)
+    rest = recorded_lrs(monkeypatch, schedule=schedule, start_step=5)
+    assert len(full) == loops.total_steps(200, 64, 3) == 12
+    assert rest == pytest.approx(full[5:], rel=1e-12, abs=0)
+    with pytest.raises(ValueError, match="start_step"):
+        recorded_lrs(monkeypatch, start_step=12)
+
+
+def test_quantization_aware_training_forwards_int8_weights_and_updates_float_ones():
+    from pruners.quantize import fake_quantize
+
+    data = small_digits(128)
+    torch.manual_seed(0)
+    model = SimpleCNN(1, 10, 8)
+    on_grid: list[bool] = []
+    model.conv2.register_forward_pre_hook(
+        lambda m, _: on_grid.append(torch.equal(m.weight, fake_quantize(m.weight).to(m.weight.dtype))))
+    train(model, data.train, normalizer(data, False), epochs=1, lr=0.05, batch_size=64, seed=0,
+          fake_quant=["conv2.weight", "fc1.weight"])
+    assert on_grid == [True, True]  # every training forward saw the int8 grid
+    # ... while the stored weights stay float (the straight-through update), off the grid.
+    assert not torch.equal(model.conv2.weight, fake_quantize(model.conv2.weight))
+    on_grid.clear()
+    train(model, data.train, normalizer(data, False), epochs=1, lr=0.05, batch_size=64, seed=0)
+    assert on_grid == [False, False]  # and without fake_quant, plain float training
+
+
+def test_quantization_aware_step_updates_the_float_weights_not_their_int8_copies():
+    from pruners.quantize import fake_quantize
+
+    data = small_digits(64)
+    torch.manual_seed(0)
+    model = SimpleCNN(1, 10, 8)
+    before = model.conv2.weight.detach().clone()
+    # One step at a negligible rate: the float weights barely move, so they must still be the
+    # old float values (not snapped onto the int8 grid, which is ~1e-3 away).
+    train(model, data.train, normalizer(data, False), epochs=1, lr=1e-9, batch_size=64, seed=0,
+          fake_quant=["conv2.weight"])
+    torch.testing.assert_close(model.conv2.weight.detach(), before, rtol=0, atol=1e-7)
+    assert (fake_quantize(before) - before).abs().max() > 1e-4
