@@ -33,12 +33,13 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 | `bench/overhead.py` | N fixed trials through Ray + Optuna + MLflow vs a bare `run_trial` loop | overhead <= 5% of wall | CIFAR-10 subset, N=8 (~6 min) | `--n 12 --repeats 2` (~20 min); `--dataset digits` |
 | `bench/throughput.py` | images/s of `trainables.loops.train` vs a minimal plain-PyTorch loop, with and without masks | >= 0.95x | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 25` |
 | `bench/speedup.py` | CPU latency of FPGM-pruned SimpleCNN / ResNet-20 vs dense at batch 1 and 256, beside FLOPs | (report) | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 30` |
+| `bench/article_claims.py` | the source article's CIFAR-10 numbers (magnitude drops, Taylor vs magnitude, lottery vs reinit, FPGM, int8/QAT) beside measured ones, mean ± std over seeds | (report) | REDUCED: 4k train images, 8-epoch baseline, 2 seeds (~25 min) | `--full`: 45k images, 15 epochs, 3 seeds, 5 lottery rounds (hours) |
 | `bench/concurrency.py` | trials per hour with 1 vs 2 concurrent trials on 2 cores, and the machine's own ceiling | >= 1.8x | CIFAR-10 subset, N=8 (~10 min) | `--n 12 --repeats 2` (~25 min) |
 """
 
 SECTION_ORDER = ("intro", "summary", "baseline_recipe_cifar10", "baseline_recipe_digits", "search_quality_digits", "search_quality_cifar10", "overhead_cifar10",
                  "overhead_digits", "throughput_cifar10", "throughput_digits", "speedup", "concurrency_cifar10",
-                 "concurrency_digits")
+                 "concurrency_digits", "article_claims_cifar10")
 
 
 def _replace_block(text: str, key: str, body: str) -> str:
@@ -79,7 +80,8 @@ def update_section(key: str, body: str) -> None:
 
 # Result file name prefix -> the script that wrote it (and renders it).
 OWNERS = (("baseline_recipe", "bench.baseline_recipe"), ("search_quality", "bench.search_quality"), ("overhead", "bench.overhead"),
-          ("throughput", "bench.throughput"), ("speedup", "bench.speedup"), ("concurrency", "bench.concurrency"))
+          ("throughput", "bench.throughput"), ("speedup", "bench.speedup"), ("concurrency", "bench.concurrency"),
+          ("article_claims", "bench.article_claims"))
 
 
 def owner(name: str):

@@ -1,0 +1,281 @@
+"""The source article's CIFAR-10 claims, re-measured with the product's own trial code
+(`trainables.trial.run_trial`: prune -> fine-tune with masks -> int8 if asked -> evaluate), over
+several seeds (a seed = its own dense baseline and its own trial), as mean +- std of test
+accuracy and of the drop from the same seed's dense model:
+
+- global magnitude at 20/50/80/90/95% (article: -0.8/-2.1/-8.5 points at 20/50/80%);
+- Taylor, per weight and per filter, vs magnitude at a uniform 50% and 90% per layer
+  (article: Taylor 93.4% vs magnitude 92.1% at 50%);
+- lottery tickets, full retraining (T - k iterations of the baseline's schedule after every
+  round) and late rewinding, vs the random-reinit control with the same mask (article:
+  93.2/92.8/91.5% at 50/12.5/3.1% of weights kept);
+- FPGM at 30/50% of filters: accuracy, FLOPs and latency (article: no figure);
+- and the size axis: int8 for a non-hybrid method, hybrid's QAT vs PTQ at the same size.
+
+Each point is one trial; the JSON is written after every point, and a rerun on the same commit
+skips the points already measured (resumable per point). The default is a REDUCED setting that
+fits a working session on 2 cores (4,000 CIFAR-10 training images, a short baseline, 2 lottery
+rounds, 2 seeds); `--full` is the issue's setting (the search-quality benchmark's CIFAR-10 recipe,
+3 seeds), hours on 2 cores.
+
+    python bench/article_claims.py                 # reduced (~25 min on 2 quiet cores)
+    python bench/article_claims.py --full          # 45k images, 15 epochs, 3 seeds, 5 rounds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common, markdown  # noqa: E402
+
+NAME = "article_claims_cifar10"
+REDUCED = {"train_subset": 4000, "baseline_epochs": 8, "finetune_epochs": 1, "lottery_rounds": 2, "seeds": "0,1"}
+FULL = {"train_subset": 0, "baseline_epochs": 15, "finetune_epochs": 2, "lottery_rounds": 5, "seeds": "0,1,2"}
+FINETUNE_LR = 0.01  # the geometric middle of the search's default fine-tune range (0.002-0.05)
+LOTTERY_REWIND = 0.05  # late rewinding (Frankle et al. 2020): 5% of the baseline's iterations
+# Article's figures: test accuracy (or drop, in points) per claim.
+ARTICLE = {
+    "magnitude_drop": {0.2: -0.8, 0.5: -2.1, 0.8: -8.5},
+    "taylor_vs_magnitude": {"magnitude": 92.1, "taylor": 93.4},
+    "lottery": {0.5: 93.2, 0.875: 92.8, 0.969: 91.5},
+}
+
+
+def layer_names() -> list[str]:
+    return ["conv1", "conv2", "fc1", "fc2"]  # SimpleCNN's prunable layers, the article's model
+
+
+def uniform(s: float, layers=None) -> dict[str, float]:
+    return {f"sparsity.{n}": s for n in (layers or layer_names())}
+
+
+def lottery_ratios(s: float) -> dict[str, float]:
+    # Frankle & Carbin prune the output layer at half the rate of the others.
+    return {**uniform(s, ["conv1", "conv2", "fc1"]), "sparsity.fc2": s / 2}
+
+
+def points(rounds: int) -> list[tuple[str, str, dict]]:
+    """(point id, group, trial settings) in the order they run: cheap groups first."""
+    out = []
+    for s in (0.2, 0.5, 0.8, 0.9, 0.95):
+        out.append((f"magnitude-global-{s}", "magnitude_drop",
+                    {"method": "magnitude", "magnitude_scope": "global", "global_sparsity": s}))
+    for s in (0.5, 0.9):
+        out.append((f"magnitude-layer-{s}", "taylor_vs_magnitude",
+                    {"method": "magnitude", "magnitude_scope": "layer", **uniform(s)}))
+        for g in ("weight", "filter"):
+            layers = None if g == "weight" else ["conv1", "conv2", "fc1"]  # filters: never the classes
+            out.append((f"taylor-{g}-{s}", "taylor_vs_magnitude",
+                        {"method": "taylor", "taylor_batches": 8, "taylor_granularity": g, **uniform(s, layers)}))
+    for s in (0.3, 0.5):
+        out.append((f"fpgm-{s}", "fpgm", {"method": "fpgm", **uniform(s, ["conv1", "conv2", "fc1"])}))
+    out.append(("magnitude-global-0.8-int8", "int8",
+                {"method": "magnitude", "magnitude_scope": "global", "global_sparsity": 0.8, "quantize": "int8"}))
+    hybrid = {"method": "hybrid", "hybrid_filter_ratio": 0.3, "hybrid_temperature": 4.0, "hybrid_alpha": 0.5,
+              "quantize": "int8", "sparsity.conv1": 0.2, "sparsity.conv2": 0.5, "sparsity.fc1": 0.8,
+              "sparsity.fc2": 0.3}
+    for q in ("ptq", "qat"):
+        out.append((f"hybrid-int8-{q}", "int8", {**hybrid, "hybrid_quant": q}))
+    for s in (0.8, 0.969):
+        for control in ("none", "reinit"):
+            out.append((f"lottery-{s}-{'ticket' if control == 'none' else 'reinit'}", "lottery",
+                        {"method": "lottery", "lottery_rounds": rounds, "lottery_rewind": LOTTERY_REWIND,
+                         "lottery_retrain": "full", "lottery_control": control, **lottery_ratios(s)}))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="the issue's full setting instead of the reduced one")
+    ap.add_argument("--seeds", help="comma-separated seeds (default: reduced 0,1; full 0,1,2)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
+    args = ap.parse_args(argv)
+    setting = dict(FULL if args.full else REDUCED)
+    try:
+        seeds = [int(s) for s in (args.seeds or setting["seeds"]).split(",")]
+    except ValueError:
+        ap.error(f"--seeds: {args.seeds!r} is not accepted; expected comma-separated integers, e.g. 0,1")
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        ap.error(f"--seeds: {args.seeds!r} is not accepted; expected distinct non-negative integers")
+    setting["seeds"] = ",".join(map(str, seeds))
+    previous = _previous(setting)
+    payload = previous or {"benchmark": "article_claims", "command": common.command("article_claims.py", argv),
+                           "machine": common.machine_info(), "setting": setting, "threads": args.threads,
+                           "reduced": not args.full, "dense": {}, "points": {}}
+    with common.torch_threads(args.threads):
+        data = _data(args.home.resolve(), setting)
+        payload["split"] = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+        for seed in seeds:
+            baseline, steps = _baseline(args.home.resolve(), data, setting, seed)
+            payload["dense"][str(seed)] = _dense(baseline, data, steps)
+            for pid, group, settings in points(setting["lottery_rounds"]):
+                key = f"{seed}/{pid}"
+                if key in payload["points"]:
+                    continue
+                t0 = time.perf_counter()
+                config = {"model": "simplecnn", "finetune_epochs": setting["finetune_epochs"], "batch_size": 128,
+                          "seed": seed, "augment": True, "latency_batch": 1, "finetune_lr": FINETUNE_LR,
+                          "quantize": "none", **settings}
+                from trainables.trial import run_trial
+
+                out = run_trial(config, data, baseline)
+                payload["points"][key] = {"group": group, "seed": seed, "point": pid, "settings": settings,
+                                          "metrics": out.metrics, "wall_s": time.perf_counter() - t0}
+                print(f"{key}: test_acc {out.metrics['test_acc']:.4f} size {out.metrics['size_bytes']:.0f} "
+                      f"cost {out.metrics['cost_s']:.0f}s", flush=True)
+                common.write_json(NAME, payload)  # after every point: an interrupted run keeps it
+    common.write_json(NAME, payload)
+    markdown.update_section(NAME, markdown_section(payload, NAME))
+    return 0
+
+
+def _previous(setting: dict) -> dict:
+    """An earlier run's JSON on this very commit and setting, else nothing."""
+    path = common.RESULTS / f"{NAME}.json"
+    if not path.exists():
+        return {}
+    p = json.loads(path.read_text())
+    same = p.get("machine", {}).get("commit") == common.git_commit() and p.get("setting") == setting
+    return p if same else {}
+
+
+def _data(home: Path, setting: dict):
+    from trainables.data import load_dataset
+
+    return load_dataset("cifar10", common.CIFAR_DIR, home, 0, 0.1, 0.1, setting["train_subset"])
+
+
+def _baseline(home: Path, data, setting: dict, seed: int):
+    from pruners.lottery import rewind_iteration
+    from trainables.baseline import BaselineSpec, get_baseline
+    from trainables.loops import total_steps
+
+    steps = total_steps(len(data.train), 128, setting["baseline_epochs"])
+    spec = BaselineSpec("simplecnn", setting["baseline_epochs"], 0.05, 128, seed, True,
+                        (0, rewind_iteration(LOTTERY_REWIND, steps)), "onecycle")
+    return get_baseline(spec, data, home, log=print), steps
+
+
+def _dense(baseline, data, steps: int) -> dict:
+    from trainables import compress
+    from trainables.baseline import normalizer
+    from trainables.measure import count_flops, latency_ms
+
+    model = baseline.build("simplecnn", data).eval()
+    example = normalizer(data, False)(data.val.x[:1])
+    return {"val_acc": baseline.metrics["val_acc"], "test_acc": baseline.metrics["test_acc"],
+            "size_bytes": compress.size_bytes(compress.encode(baseline.state, {})),
+            "flops": count_flops(model, example), "latency_ms": latency_ms(model, example, 1),
+            "train_s": baseline.metrics.get("train_s"), "steps": steps}
+
+
+# ---- rendering --------------------------------------------------------------------------------
+
+def _stat(p: dict, pid: str, metric: str, scale: float = 1.0, drop: bool = False) -> tuple[float, float, int]:
+    xs = []
+    for key, r in p["points"].items():
+        if r["point"] == pid:
+            x = r["metrics"][metric] * scale
+            if drop:
+                x -= p["dense"][str(r["seed"])][metric] * scale
+            xs.append(x)
+    mean, std = common.mean_std(xs)
+    return mean, std, len(xs)
+
+
+def _fmt(stat: tuple[float, float, int], digits: int = 1) -> str:
+    mean, std, n = stat
+    return "not run" if n == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _signed(stat: tuple[float, float, int]) -> str:
+    mean, std, n = stat
+    return "not run" if n == 0 else f"{mean:+.1f} ± {std:.1f}"
+
+
+def markdown_section(p: dict, name: str) -> str:
+    s = p["setting"]
+    seeds = s["seeds"].split(",")
+    dense_test = common.mean_std([d["test_acc"] * 100 for d in p["dense"].values()])
+    label = "REDUCED setting" if p.get("reduced") else "full setting"
+    split = p.get("split", {})
+    lines = [
+        f"## The article's claims, re-measured: cifar10 ({label})", "",
+        f"Command: `{p['command']}`  ", f"{common.machine_line(p['machine'])} {p['threads']} torch threads.", "",
+        (f"**{label}:** SimpleCNN (the article's model) on the JPEG CIFAR-10 copy, {split.get('train')} training "
+         f"images, {split.get('val')} val, {split.get('test')} test; dense baseline {s['baseline_epochs']} epochs "
+         f"(one-cycle, crop + flip), fine-tune {s['finetune_epochs']} epoch(s) at lr {FINETUNE_LR} with masks kept; "
+         f"lottery {s['lottery_rounds']} rounds, full retraining, rewind at {LOTTERY_REWIND:.0%} of the baseline's "
+         f"iterations; {len(seeds)} seeds ({s['seeds']}), each its own baseline. Figures are test accuracy in %, "
+         "mean ± std over seeds; drops are paired with the same seed's dense model. The article's model reached "
+         "~93% dense; this reduced recipe reaches far less, so compare drops and orderings, not absolute levels."
+         + (" The full setting is `--full`: not run here." if p.get("reduced") else "")), "",
+        f"Dense: test {dense_test[0]:.1f} ± {dense_test[1]:.1f}.", "",
+        "| claim | point | article | measured | note |", "|---|---|---|---|---|",
+    ]
+    for sp in (0.2, 0.5, 0.8, 0.9, 0.95):
+        art = ARTICLE["magnitude_drop"].get(sp)
+        lines.append(f"| global magnitude, drop after fine-tune | {sp:.0%} | "
+                     f"{f'{art:+.1f}' if art is not None else '—'} | "
+                     f"{_signed(_stat(p, f'magnitude-global-{sp}', 'test_acc', 100, drop=True))} | "
+                     f"size {_stat(p, f'magnitude-global-{sp}', 'size_bytes')[0] / 1e3:.0f} kB |")
+    for sp in (0.5, 0.9):
+        for pid, label_ in ((f"magnitude-layer-{sp}", "magnitude (per layer)"),
+                            (f"taylor-weight-{sp}", "Taylor, per weight"),
+                            (f"taylor-filter-{sp}", "Taylor, per filter (removed)")):
+            art = "—"
+            if sp == 0.5 and pid.startswith("magnitude"):
+                art = f"{ARTICLE['taylor_vs_magnitude']['magnitude']}"
+            elif sp == 0.5 and pid.startswith("taylor-weight"):
+                art = f"{ARTICLE['taylor_vs_magnitude']['taylor']}"
+            note = (f"drop {_signed(_stat(p, pid, 'test_acc', 100, drop=True))}; "
+                    f"FLOPs {_stat(p, pid, 'flops')[0] / 1e6:.1f} M")
+            lines.append(f"| {label_}, uniform per layer | {sp:.0%} | {art} | {_fmt(_stat(p, pid, 'test_acc', 100))} "
+                         f"| {note} |")
+    for sp in (0.8, 0.969):
+        for kind in ("ticket", "reinit"):
+            pid = f"lottery-{sp}-{kind}"
+            kept = 1 - _stat(p, pid, "sparsity")[0]
+            art = ARTICLE["lottery"].get(sp)
+            lines.append(f"| lottery {'ticket (rewound)' if kind == 'ticket' else 'control (random reinit)'} | "
+                         f"{1 - sp:.1%} kept | {art if art is not None and kind == 'ticket' else '—'} | "
+                         f"{_fmt(_stat(p, pid, 'test_acc', 100))} | "
+                         f"{kept:.1%} of weights kept overall; cost {_stat(p, pid, 'cost_s')[0]:.0f} s |")
+    dense_flops = common.mean_std([d["flops"] for d in p["dense"].values()])[0]
+    dense_lat = common.mean_std([d["latency_ms"] for d in p["dense"].values()])[0]
+    for sp in (0.3, 0.5):
+        pid = f"fpgm-{sp}"
+        lines.append(f"| FPGM, filters removed | {sp:.0%} | — | {_fmt(_stat(p, pid, 'test_acc', 100))} | "
+                     f"drop {_signed(_stat(p, pid, 'test_acc', 100, drop=True))}; FLOPs "
+                     f"{_stat(p, pid, 'flops')[0] / dense_flops:.0%} of dense; latency (batch 1) "
+                     f"{_stat(p, pid, 'latency_ms')[0]:.2f} vs {dense_lat:.2f} ms |")
+    fp = _stat(p, "magnitude-global-0.8", "size_bytes")[0]
+    i8 = _stat(p, "magnitude-global-0.8-int8", "size_bytes")[0]
+    lines.append(f"| int8 for a non-hybrid method | magnitude global 80% | — | "
+                 f"{_fmt(_stat(p, 'magnitude-global-0.8-int8', 'test_acc', 100))} | size {i8 / 1e3:.0f} kB vs "
+                 f"{fp / 1e3:.0f} kB fp32 at the same sparsity |")
+    for q in ("ptq", "qat"):
+        pid = f"hybrid-int8-{q}"
+        lines.append(f"| hybrid int8, {q.upper()} | filters 30%, weights 20/50/80/30% | — | "
+                     f"{_fmt(_stat(p, pid, 'test_acc', 100))} | size {_stat(p, pid, 'size_bytes')[0] / 1e3:.0f} kB |")
+    lines += ["", "Per point and seed, with every metric: `bench/results/article_claims_cifar10.json`."]
+    return "\n".join(lines)
+
+
+def summary_row(p: dict) -> tuple[str, str]:
+    d80 = _stat(p, "magnitude-global-0.8", "test_acc", 100, drop=True)
+    t = _stat(p, "lottery-0.969-ticket", "test_acc", 100)
+    r = _stat(p, "lottery-0.969-reinit", "test_acc", 100)
+    label = "reduced" if p.get("reduced") else "full"
+    return (f"{label}: magnitude 80% drop {_signed(d80)} pt (article -8.5); lottery 3.1% ticket "
+            f"{_fmt(t)} vs reinit {_fmt(r)}", "(report)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
