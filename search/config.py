@@ -26,7 +26,7 @@ from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
 from trainables.models import MODELS
 from trainables.trial_config import FinetuneSettings
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SPACES = ("auto", "per-layer", "schedule")
 SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
 
