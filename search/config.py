@@ -82,6 +82,9 @@ class _WhatToSearch:
     bounds_conv: Range = _f((0.0, 0.7), "sparsity bounds of later conv layers")
     bounds_fc: Range = _f((0.0, 0.98), "sparsity bounds of hidden fully connected layers (aggressive)")
     bounds_classifier: Range = _f((0.0, 0.5), "sparsity bounds of the final classifier (careful)")
+    sensitivity_drop: float = _f(0.0, "cap each layer's upper bound at the largest ratio where pruning that layer "
+                                 "alone (BatchNorm recalibrated, no fine-tune) costs at most this much val "
+                                 "accuracy, e.g. 0.05; a per-layer scan cached with the baseline (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -344,7 +347,7 @@ FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 SCALAR_RULES: dict[str, Interval] = {
     "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
     "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
-    "train_subset": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
+    "train_subset": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0), "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
     "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
 }
 # Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.
