@@ -70,8 +70,7 @@ class _WhatToSearch:
     data_dir: Path | None = _f(None, "cifar10: torchvision copy (cifar-10-batches-py/), image-folder tree "
                                "(train/<class>/*, optional test/), or a folder to download into")
     model: str = _f("simplecnn", f"model: {', '.join(sorted(MODELS))}")
-    methods: tuple[str, ...] = _f(("magnitude", "taylor", "fpgm", "lottery", "hybrid"),
-                                  "comma-separated pruning methods to compare")
+    methods: tuple[str, ...] = _f(tuple(method_names()), "comma-separated pruning methods to compare")
     objective: str = _f("size", f"second objective, minimized against val accuracy: {', '.join(OBJECTIVES)}")
     sampler: str = _f("tpe", f"Optuna sampler: {', '.join(SAMPLERS)}")
     enqueue_recipe: bool = _f(True, "start with the article's uniform global-magnitude recipe (20/50/80/90/95%%) "
