@@ -163,7 +163,7 @@ def load_data_and_baseline(argv: Sequence[str], home: Path, log=lambda m: None):
     cfg = load_config([*argv, "--home", str(home)])
     data = load_dataset(cfg.dataset, cfg.data_dir, home.resolve(), cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset)
-    baseline = get_baseline(baseline_spec(cfg), data, home.resolve(), log=log)
+    baseline = get_baseline(baseline_spec(cfg, len(data.train)), data, home.resolve(), log=log)
     return cfg, data, baseline
 
 

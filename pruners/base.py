@@ -7,10 +7,12 @@ modified) plus the masks and kept-channel indices that describe exactly what was
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, SupportsFloat, SupportsInt
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from pruners.settings import MethodSettings
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -47,8 +49,8 @@ class PruneResult:
     masks: Masks = field(default_factory=dict)
     # Structural methods: module name -> sorted output-channel indices kept from the baseline.
     kept_channels: dict[str, list[int]] = field(default_factory=dict)
-    # Fine-tune with knowledge distillation from the dense model.
-    distill: bool = False
+    # Fine-tune with knowledge distillation from the dense model, at these settings (None: plain).
+    distill: Distillation | None = None
     # When the trial quantizes to int8 (its `quantize` setting), fine-tune with int8
     # fake-quantized weights (quantization-aware) instead of quantizing afterwards only.
     qat: bool = False
@@ -57,14 +59,23 @@ class PruneResult:
     trained: bool = False
 
 
-PruneFn = Callable[[nn.Module, Mapping[str, float], Mapping[str, object], PruneContext], PruneResult]
+@dataclass(frozen=True)
+class Distillation:
+    """Hinton et al.'s knowledge distillation: softmax temperature and the soft loss's weight."""
+
+    temperature: float
+    alpha: float
+
+
+# (model, ratios, the method's typed settings, context) -> result; each method types its settings.
+PruneFn = Callable[[nn.Module, Mapping[str, float], Any, PruneContext], PruneResult]
 
 
 @dataclass(frozen=True)
 class Pruner:
     """A registered method. `ratios` maps a prunable module name to its sampled ratio;
-    `settings` holds the method's own search settings (e.g. `taylor_batches`), under the same
-    keys as the search config.
+    `settings` is an instance of the method's own settings dataclass (`settings_type`, see
+    pruners.settings), or a flat mapping it is built from.
 
     What kind of result the method gives is declared here, so that code and tests ask the
     method instead of keeping lists of names: `structural` methods physically remove output
@@ -76,59 +87,36 @@ class Pruner:
     fn: PruneFn
     structural: bool
     masked: bool
-    settings_kinds: Callable[[Mapping[str, object]], tuple[bool, bool]] | None = None
+    settings_type: type[MethodSettings]
+    # What one run removes when a setting chooses (taylor's granularity): settings -> (structural,
+    # masked); None: always what is declared above.
+    settings_kinds: Callable[[Any], tuple[bool, bool]] | None = None
 
-    def removes(self, settings: Mapping[str, object]) -> tuple[bool, bool]:
-        """(structural, masked) for a run with these settings."""
+    def _typed(self, settings: MethodSettings | Mapping[str, object]) -> MethodSettings:
+        if isinstance(settings, self.settings_type):
+            return settings
+        if isinstance(settings, MethodSettings):
+            raise TypeError(f"{self.name} takes {self.settings_type.__name__}, got {type(settings).__name__}")
+        return self.settings_type.from_values(settings)
+
+    def removes(self, settings: MethodSettings | Mapping[str, object] | None = None) -> tuple[bool, bool]:
+        """(structural, masked) for a run with these settings (None: the declared defaults)."""
         if self.settings_kinds is None:
             return self.structural, self.masked
-        return self.settings_kinds(settings)
+        return self.settings_kinds(self._typed({} if settings is None else settings))
+
+    def ratios_are_filters(self, settings: MethodSettings | Mapping[str, object] | None = None) -> bool:
+        """Its per-layer ratio is a fraction of filters (whole output channels) removed, not of
+        weights: then the classifier's outputs (the classes) are never pruned, and layers whose
+        outputs a residual addition ties together share one ratio."""
+        structural, masked = self.removes(settings)
+        return structural and not masked
 
     def __call__(
         self,
         model: nn.Module,
         ratios: Mapping[str, float],
-        settings: Mapping[str, object],
+        settings: MethodSettings | Mapping[str, object],
         ctx: PruneContext,
     ) -> PruneResult:
-        return self.fn(model, ratios, settings, ctx)
-
-
-# Settings arrive from Optuna, Ray Tune's config or a TOML file, so their values are typed
-# `object`; these read one and say which setting was wrong.
-_MISSING = object()
-
-
-def _get(settings: Mapping[str, object], key: str, default: object) -> object:
-    value = settings.get(key, default)
-    if value is _MISSING:
-        raise KeyError(f"missing setting {key!r}")
-    return value
-
-
-def int_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> int:
-    """An integer setting; integral floats (2.0) and numeric strings ("2") are accepted."""
-    value = _get(settings, key, default)
-    if isinstance(value, str):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, SupportsInt):
-        raise TypeError(f"setting {key!r} must be an integer, got {value!r}")
-    if isinstance(value, SupportsFloat) and float(value) != int(value):
-        raise ValueError(f"setting {key!r} must be an integer, got {value!r}")
-    return int(value)
-
-
-def float_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> float:
-    value = _get(settings, key, default)
-    if isinstance(value, str):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, SupportsFloat):
-        raise TypeError(f"setting {key!r} must be a number, got {value!r}")
-    return float(value)
-
-
-def str_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> str:
-    value = _get(settings, key, default)
-    if not isinstance(value, str):
-        raise TypeError(f"setting {key!r} must be a string, got {value!r}")
-    return value
+        return self.fn(model, ratios, self._typed(settings), ctx)

@@ -5,7 +5,7 @@ distillation (the article's section 6, done right).
    `ratios` (physically, pruners.surgery; the classifier keeps its outputs).
 2. Magnitude pruning drops each layer's sampled ratio of the SURVIVING weights (every layer in
    `ratios`, classifier included), counted on the smaller model.
-3. The result asks the trial (distill=True) to fine-tune with knowledge distillation from the
+3. The result asks the trial (distill=Distillation(T, alpha)) to fine-tune with knowledge distillation from the
    dense model (`hybrid_temperature`, `hybrid_alpha`) with the masks kept.
 
 int8 is the trial's `quantize` axis, open to every method, so that fronts compare pruning
@@ -17,6 +17,7 @@ here, before a fine-tune whose train-mode BatchNorm would overwrite the statisti
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Mapping
 
 from torch import nn
@@ -24,28 +25,42 @@ from torch import nn
 # Whole modules, not names: importing any method module first runs registry.py, which imports
 # this module while fpgm/magnitude may still be half-initialized.
 from pruners import fpgm, magnitude
-from pruners.base import PruneContext, PruneResult, float_setting, str_setting
+from pruners.base import Distillation, PruneContext, PruneResult
 from pruners.masking import apply_masks
 from pruners.registry import register
+from pruners.settings import POSITIVE, Interval, MethodSettings, setting
 
-MAX_FILTER_RATIO = 0.9
+# Removing 90%+ of every layer's filters leaves too little to weight-prune or distill into.
+FILTER_RATIOS = Interval(0.0, 0.9, hi_open=True)
 QUANT_MODES = ("ptq", "qat")
 
 
-@register("hybrid", structural=True, masked=True)
-def hybrid(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
-    filter_ratio = float_setting(settings, "hybrid_filter_ratio", 0.0)
-    if not 0.0 <= filter_ratio < MAX_FILTER_RATIO:
-        raise ValueError(f"hybrid_filter_ratio {filter_ratio} outside [0, {MAX_FILTER_RATIO})")
-    quant = str_setting(settings, "hybrid_quant", "ptq")
-    if quant not in QUANT_MODES:
-        raise ValueError(f"hybrid_quant {quant!r}; expected one of {', '.join(QUANT_MODES)}")
+@dataclass(frozen=True)
+class HybridSettings(MethodSettings):
+    hybrid_filter_ratio: float = setting(0.25, search=(0.0, 0.5), accepted=FILTER_RATIOS,
+                                         help="hybrid: fraction of filters removed before weight pruning")
+    hybrid_temperature: float = setting(4.0, search=(1.0, 8.0), accepted=POSITIVE,
+                                        help="hybrid: distillation temperature")
+    hybrid_alpha: float = setting(0.5, search=(0.1, 0.9), accepted=Interval(0.0, 1.0),
+                                  help="hybrid: distillation weight")
+    hybrid_quant: str = setting("ptq", search=("ptq",), kind="choice", accepted=QUANT_MODES,
+                                help="hybrid, when the trial quantizes (--quantize int8): ptq (int8 after the "
+                                     "distillation fine-tune) or qat (the fine-tune runs on fake-quantized int8 weights)")
+
+
+@register("hybrid", settings=HybridSettings, structural=True, masked=True)
+def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettings, ctx: PruneContext) -> PruneResult:
+    filter_ratio = settings.hybrid_filter_ratio
+    if not FILTER_RATIOS.holds(filter_ratio):
+        raise ValueError(f"hybrid_filter_ratio {filter_ratio} is not accepted; expected {FILTER_RATIOS.text()}")
+    if settings.hybrid_quant not in QUANT_MODES:
+        raise ValueError(f"hybrid_quant {settings.hybrid_quant!r}; expected one of {', '.join(QUANT_MODES)}")
     pruned = copy.deepcopy(model)
     filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios)}
     kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
     # Module names survive surgery, so the ratios' keys still name the (smaller) layers.
     masks = magnitude.layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)
-    return PruneResult(model=pruned, masks=masks, kept_channels=kept, distill=True, qat=quant == "qat")
+    distill = Distillation(settings.hybrid_temperature, settings.hybrid_alpha)
+    return PruneResult(model=pruned, masks=masks, kept_channels=kept, distill=distill,
+                       qat=settings.hybrid_quant == "qat")

@@ -18,19 +18,40 @@ shows whether the ticket's initialization matters.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult, float_setting, int_setting, str_setting
+from pruners.base import Masks, PruneContext, PruneResult
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
+from pruners.settings import AT_LEAST_1, RATIO, MethodSettings, setting
+
 
 RETRAIN_MODES = ("full", "finetune")
 CONTROLS = ("none", "reinit")
 REINIT_SALT = 0x5EED  # the control's init must not replay the baseline's (same seed, same order)
+
+
+@dataclass(frozen=True)
+class LotterySettings(MethodSettings):
+    lottery_rounds: int = setting(1, search=(1, 5), kind="int", accepted=AT_LEAST_1, help="lottery: pruning rounds R")
+    lottery_rewind: float = setting(0.0, search=(0.0, 0.02), kind="choice", accepted=RATIO,
+                                    help="lottery: rewind points as fractions of the baseline's training iterations "
+                                         "(0 = the initialization; late rewinding e.g. 0.005, 0.02, 0.05)")
+    lottery_retrain: str = setting("full", search=("full",), kind="choice", accepted=RETRAIN_MODES,
+                                   help="lottery: full (the paper: after every round, the rest of the baseline's "
+                                        "schedule from the rewind point) or finetune (the trial's short fine-tune)")
+    lottery_control: str = setting("none", search=("none",), kind="choice", accepted=CONTROLS,
+                                   help="lottery: none (the ticket) or reinit (the paper's control: same mask, "
+                                        "random re-initialization)")
+
+    @classmethod
+    def baseline_checkpoints(cls, searched: Mapping[str, Any], baseline_steps: int) -> tuple[int, ...]:
+        return tuple(rewind_iteration(f, baseline_steps) for f in searched["lottery_rewind"])
 
 
 def lottery_schedule(n: int, s: float, rounds: int) -> list[int]:
@@ -109,18 +130,14 @@ def run_rounds(
     return pruned, history
 
 
-@register("lottery")
-def lottery(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
-    rounds = int_setting(settings, "lottery_rounds")
-    mode = str_setting(settings, "lottery_retrain", "full")
-    control = str_setting(settings, "lottery_control", "none")
+@register("lottery", settings=LotterySettings)
+def lottery(model: nn.Module, ratios: Mapping[str, float], settings: LotterySettings, ctx: PruneContext) -> PruneResult:
+    rounds, mode, control = settings.lottery_rounds, settings.lottery_retrain, settings.lottery_control
     if mode not in RETRAIN_MODES:
         raise ValueError(f"lottery_retrain {mode!r}; expected one of {', '.join(RETRAIN_MODES)}")
     if control not in CONTROLS:
         raise ValueError(f"lottery_control {control!r}; expected one of {', '.join(CONTROLS)}")
-    k = rewind_iteration(float_setting(settings, "lottery_rewind"), ctx.baseline_steps)
+    k = rewind_iteration(settings.lottery_rewind, ctx.baseline_steps)
     if k not in ctx.rewind_states:
         available = ", ".join(str(key) for key in sorted(ctx.rewind_states)) or "none"
         raise ValueError(f"lottery_rewind names iteration {k} of {ctx.baseline_steps}, which has no saved state; "

@@ -14,19 +14,30 @@ last batch and never zeroed gradients, so batch k's score carried the gradients 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from pruners.base import Batch, PruneContext, PruneResult, int_setting, str_setting
+from pruners.base import Batch, PruneContext, PruneResult
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
+from pruners.settings import AT_LEAST_1, MethodSettings, setting
 from pruners.surgery import coupled_layers, out_channels, remove_channels
 
 GRANULARITIES = ("weight", "filter")
+
+
+@dataclass(frozen=True)
+class TaylorSettings(MethodSettings):
+    taylor_batches: int = setting(4, search=(1, 8), kind="int", accepted=AT_LEAST_1,
+                                  help="Taylor: batches to accumulate importance over")
+    taylor_granularity: str = setting("weight", search=GRANULARITIES, kind="choice",
+                                      help="Taylor: weight (|g*w| per weight, masks) or filter (Molchanov 2019: "
+                                           "(sum of g*w over a filter)^2, filters removed physically)")
 
 
 def _per_weight(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -103,22 +114,20 @@ def taylor_filter_drop(
     return drop
 
 
-def _removes(settings: Mapping[str, object]) -> tuple[bool, bool]:
-    filters = str_setting(settings, "taylor_granularity", "weight") == "filter"
+def _removes(settings: TaylorSettings) -> tuple[bool, bool]:
+    filters = settings.taylor_granularity == "filter"
     return filters, not filters  # (structural, masked)
 
 
-@register("taylor", structural=True, masked=True, removes=_removes)
-def taylor(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
+@register("taylor", settings=TaylorSettings, structural=True, masked=True, removes=_removes)
+def taylor(model: nn.Module, ratios: Mapping[str, float], settings: TaylorSettings, ctx: PruneContext) -> PruneResult:
     if ctx.batches is None:
         raise ValueError("taylor needs training batches: PruneContext.batches is None")
-    granularity = str_setting(settings, "taylor_granularity", "weight")
+    granularity = settings.taylor_granularity
     if granularity not in GRANULARITIES:
         raise ValueError(f"taylor_granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}")
     pruned = copy.deepcopy(model)
-    n_batches = int_setting(settings, "taylor_batches")
+    n_batches = settings.taylor_batches
     if granularity == "filter":
         from pruners.fpgm import filter_layers
 

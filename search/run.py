@@ -56,15 +56,16 @@ def _prepare(cfg: SearchConfig, home: Path, log):
                         cfg.train_subset)
     log(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
         f"images {data.in_channels}x{data.image_size}x{data.image_size}")
-    return data, get_baseline(baseline_spec(cfg), data, home, log=log)
+    return data, get_baseline(baseline_spec(cfg, len(data.train)), data, home, log=log)
 
 
-def baseline_spec(cfg: SearchConfig):
-    """The dense baseline's recipe: what trains it, and what keys its cache entry."""
+def baseline_spec(cfg: SearchConfig, n_train: int):
+    """The dense baseline's recipe (on `n_train` training images): what trains it, and what keys
+    its cache entry."""
     from trainables.baseline import BaselineSpec
 
     return BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment_on,
-                        rewind_points(cfg), cfg.schedule)
+                        rewind_points(cfg, n_train), cfg.schedule)
 
 
 def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
@@ -136,6 +137,19 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
             ray.shutdown()
 
 
+def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline, log) -> dict[str, float] | None:
+    """Per-layer upper bounds from the sensitivity scan (--sensitivity-drop), or None when off."""
+    if not cfg.sensitivity_drop:
+        return None
+    from trainables.sensitivity import get_sensitivity
+
+    sens = get_sensitivity(baseline, cfg.model, data, home, seed=cfg.seed, log=log)
+    caps = {layer: sens.cap(layer, cfg.sensitivity_drop) for layer in sens.val_acc}
+    log("sensitivity: upper bounds (largest ratio costing <= "
+        f"{cfg.sensitivity_drop:g} val accuracy alone): " + ", ".join(f"{k} {v:g}" for k, v in caps.items()))
+    return caps
+
+
 def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
     import os
 
@@ -149,7 +163,8 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
-    spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]))
+    spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]),
+                     caps=_sensitivity_caps(cfg, home, data, baseline, log))
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)

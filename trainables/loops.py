@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pruners.base import Distillation
 from pruners.masking import bind_masks
 from pruners.quantize import fake_quantize
 from trainables.data import Split
@@ -94,8 +95,7 @@ def train(
     seed: int,
     masks: Mapping[str, torch.Tensor] | None = None,
     teacher: nn.Module | None = None,
-    kd_temperature: float = 4.0,
-    kd_alpha: float = 0.5,
+    distill: Distillation | None = None,
     weight_decay: float = 5e-4,
     on_iteration: Callable[[int, nn.Module], None] | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
@@ -108,7 +108,8 @@ def train(
     one-cycle schedule peaking at `lr` (warm-up then cosine annealing; trains a dense model well
     in few epochs). With `masks`, pruned weights are re-zeroed after
     every step, so they stay exactly 0 (momentum and weight decay cannot revive them).
-    With `teacher`, the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T) (Hinton et al.).
+    With `teacher` and `distill` (T, a), the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T)
+    (Hinton et al.).
     `on_iteration(i, model)` is called before step i (i=0 is the untrained model);
     `on_epoch(epoch, epochs, mean_loss)` after each epoch (1-based; a fractional last epoch counts).
     `start_step=k` runs only steps k..T-1 of this schedule, at the learning rates the whole run
@@ -130,6 +131,8 @@ def train(
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
     named = dict(model.named_parameters())
     quantized = [named[n] for n in fake_quant]
+    if (teacher is None) != (distill is None):
+        raise ValueError("distillation needs both a teacher and its settings (pruners.base.Distillation)")
     if teacher is not None:
         teacher.eval()
     step, last_losses, epoch = start_step, [], 0
@@ -147,12 +150,12 @@ def train(
                 for p in quantized:
                     p.copy_(fake_quantize(p))
             out = model(x)
-            if teacher is None:
+            if teacher is None or distill is None:
                 loss = F.cross_entropy(out, y)
             else:
                 with torch.no_grad():
                     teacher_out = teacher(x)
-                loss = distillation_loss(out, teacher_out, y, kd_temperature, kd_alpha)
+                loss = distillation_loss(out, teacher_out, y, distill.temperature, distill.alpha)
             if not torch.isfinite(loss):
                 raise DivergedError(f"loss became {loss.item()} at step {step} (lr={lr})")
             opt.zero_grad(set_to_none=True)

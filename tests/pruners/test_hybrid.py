@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pruners.base import PruneContext
+from pruners.base import Distillation, PruneContext
 from pruners.quantize import int8_scales, int8_values, quantize_int8_
 from pruners.registry import get_pruner
 from trainables.models import SimpleCNN
@@ -46,7 +46,7 @@ def test_filters_removed_then_weights_masked_on_the_smaller_model():
 def test_asks_for_distillation_and_qat_only_when_chosen_and_leaves_bn_to_the_trial():
     seen = []
     result = run(recalibrate=seen.append)
-    assert result.distill is True and result.qat is False and not result.trained
+    assert result.distill == Distillation(4.0, 0.5) and result.qat is False and not result.trained  # the settings travel
     # Recalibrating before a train-mode fine-tune is overwritten by it: the pruner must not.
     assert seen == []
     assert run({**SETTINGS, "hybrid_quant": "qat"}).qat is True

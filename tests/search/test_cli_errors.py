@@ -51,14 +51,16 @@ CASES = {
     "hybrid filter ratio above the pruner's limit": (["--hybrid-filter-ratio", "0.92,0.95"],
                                                      "--hybrid-filter-ratio: '0.92,0.95' is not accepted; expected "
                                                      "lo,hi with 0 <= lo <= hi < 0.9"),
-    "duplicate rewind points": (["--lottery-rewind-iter", "0,0"], "--lottery-rewind-iter: '0,0' is not accepted"),
+    "duplicate rewind points": (["--lottery-rewind", "0,0"], "--lottery-rewind: '0.0,0.0' is not accepted"),
+    "rewind point at the end of training": (["--lottery-rewind", "0,1"],
+                                            "--lottery-rewind: '0.0,1.0' is not accepted; expected comma-separated "
+                                            "values, each once, with 0 <= lottery-rewind < 1"),
+    "unknown quantization": (["--quantize", "int4"], "--quantize: 'int4' is not accepted; expected a comma-separated "
+                             "subset of none, int8"),
+    "unknown taylor granularity": (["--taylor-granularity", "weight,channel"],
+                                   "--taylor-granularity: 'channel' is not accepted; expected a comma-separated subset "
+                                   "of weight, filter"),
     # cross-checks against the data (sizes known before decoding)
-    "rewind point past the baseline": (["--lottery-rewind-iter", "0,100000"],
-                                       "--lottery-rewind-iter: '0,100000' is not accepted; expected rewind points "
-                                       "within the baseline's 360 training iterations"),
-    "baseline too short for the rewind point": (["--baseline-epochs", "0.5"],
-                                                "--lottery-rewind-iter: '0,20' is not accepted; expected rewind points "
-                                                "within the baseline's 6 training iterations"),
     "train subset leaves nothing": (["--val-fraction", "0.0001"], "--val-fraction: 0.0001 is not accepted; expected "
                                     "settings that leave training and validation images"),
     # names
@@ -263,10 +265,11 @@ def test_missing_config_file_exits_2(guarded, tmp_path, capsys):
 
 def test_accepted_limits_are_the_pruners_own():
     """Validation derives the hybrid limit from the pruner: what one accepts, the other runs."""
-    from pruners.hybrid import MAX_FILTER_RATIO
-    from search.config import METHOD_RANGE_RULES, ConfigError, load_config
+    from pruners.hybrid import FILTER_RATIOS
+    from search.config import SEARCHED, ConfigError, load_config
 
-    assert METHOD_RANGE_RULES["hybrid_filter_ratio"].hi == MAX_FILTER_RATIO
+    assert SEARCHED["hybrid_filter_ratio"].accepted is FILTER_RATIOS
+    MAX_FILTER_RATIO = FILTER_RATIOS.hi
     below = round(MAX_FILTER_RATIO - 0.01, 6)
     assert load_config(["--hybrid-filter-ratio", f"0,{below}"]).hybrid_filter_ratio == (0.0, below)
     with pytest.raises(ConfigError):

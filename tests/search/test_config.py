@@ -21,6 +21,6 @@ def test_config_round_trips_through_the_search_record():
 
 def test_searched_settings_are_named_like_their_optuna_params():
     names = set(searched_fields())
-    assert {"finetune_lr", "taylor_batches", "lottery_rounds", "lottery_rewind_iter", "hybrid_filter_ratio",
+    assert {"finetune_lr", "taylor_batches", "lottery_rounds", "lottery_rewind", "hybrid_filter_ratio",
             "hybrid_temperature", "hybrid_alpha", "schedule_start"} <= names
     assert all(hasattr(SearchConfig, n) for n in names)

@@ -8,10 +8,11 @@ import optuna
 import pytest
 import torch
 
+from pruners.registry import get_pruner
 from search.config import SearchConfig
 from search.space import LayerBounds, define_space, expand_schedule, layer_bounds, make_spec, space_fn
 from trainables.models import build_model
-from trainables.trial import SPARSITY_PREFIX
+from trainables.trial_config import SPARSITY_PREFIX
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 METHODS = ("magnitude", "taylor", "fpgm", "lottery", "hybrid")
@@ -43,8 +44,9 @@ def test_every_ratio_stays_inside_its_layer_bounds(space, sampler):
         if config.get("magnitude_scope") == "global":
             assert not ratios and 0.2 <= config["global_sparsity"] <= 0.95
             continue
-        expected = {n for n, b in bounds.items() if config["method"] != "fpgm" or b.kind != "classifier"}
-        assert set(ratios) == expected  # every layer the method prunes gets a ratio, fpgm no classifier
+        filters = get_pruner(config["method"]).ratios_are_filters(config)  # fpgm, taylor per filter
+        expected = {n for n, b in bounds.items() if not filters or b.kind != "classifier"}
+        assert set(ratios) == expected  # every layer the method prunes gets a ratio; filter ratios: no classifier
         for name, ratio in ratios.items():
             assert bounds[name].lo <= ratio <= bounds[name].hi, (name, ratio)
         seen.add(config["method"])
@@ -73,12 +75,25 @@ def test_schedule_clips_into_depth_aware_bounds():
 
 
 def test_schedule_samples_three_conv_params_and_fc_per_layer():
-    spec = spec_for("resnet56", "schedule", methods=("taylor",))
+    spec = spec_for("resnet56", "schedule", methods=("taylor",), taylor_granularity=("weight",))
     trial = optuna.create_study().ask()
     config = define_space(spec, trial)
     assert {"schedule_start", "schedule_end", "schedule_curve"} <= set(trial.params)
     assert [k for k in trial.params if k.startswith(SPARSITY_PREFIX)] == [SPARSITY_PREFIX + "fc"]
     assert sum(k.startswith(SPARSITY_PREFIX) for k in config) == 57  # every conv, from the schedule
+
+
+def test_filter_taylor_samples_like_fpgm_no_classifier_and_residual_groups_share_a_ratio():
+    spec = spec_for("resnet20", "per-layer", methods=("taylor",), taylor_granularity=("filter",))
+    trial = optuna.create_study().ask()
+    config = define_space(spec, trial)
+    classifier = [layer.name for layer in spec.layers if layer.kind == "classifier"]
+    assert config["taylor_granularity"] == "filter" and SPARSITY_PREFIX + classifier[0] not in {**config, **trial.params}
+    followers = [layer for layer in spec.layers if layer.follows is not None]
+    assert followers
+    for layer in followers:
+        root = SPARSITY_PREFIX + layer.follows
+        assert config[SPARSITY_PREFIX + layer.name] == {**config, **trial.params}[root]
 
 
 def test_fpgm_never_samples_the_classifier():

@@ -81,7 +81,7 @@ def test_cifar10_defaults_to_augmentation_and_onecycle_digits_to_neither(tmp_pat
 
 def test_the_cache_key_separates_recipes(tmp_path):
     data = load_dataset("digits", None, tmp_path, 0, 0.1, 0.1, 0)
-    spec = baseline_spec(load_config(["--dataset", "digits"]))
+    spec = baseline_spec(load_config(["--dataset", "digits"]), len(data.train))
     keys = {spec.key(data),
             BaselineSpec(**{**spec.__dict__, "schedule": "onecycle"}).key(data),
             BaselineSpec(**{**spec.__dict__, "augment": True}).key(data)}

@@ -13,10 +13,15 @@ from trainables import compress, trial as trial_mod
 from trainables.baseline import get_baseline, normalizer
 from trainables.loops import evaluate, recalibrate_bn, total_steps, train
 from trainables.models import build_model
+from trainables.trial_config import TrialConfig
 
 RATIOS = {"sparsity.conv1": 0.1, "sparsity.conv2": 0.5, "sparsity.fc1": 0.9, "sparsity.fc2": 0.3}
 MAGNITUDE = {**CONSTANTS, "method": "magnitude", "magnitude_scope": "layer", **RATIOS}
 PRUNABLE = ("conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight")
+
+
+def run(config: dict, data, baseline):
+    return trial_mod.run_trial(TrialConfig.from_flat(config), data, baseline)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,8 @@ def expected_int8_bytes(state: dict, masks: dict) -> int:
 
 def test_int8_for_a_non_hybrid_method_stores_int8_at_the_exact_size(baseline):
     data = small_digits()
-    fp32 = trial_mod.run_trial({**MAGNITUDE, "quantize": "none"}, data, baseline)
-    int8 = trial_mod.run_trial({**MAGNITUDE, "quantize": "int8"}, data, baseline)
+    fp32 = run({**MAGNITUDE, "quantize": "none"}, data, baseline)
+    int8 = run({**MAGNITUDE, "quantize": "int8"}, data, baseline)
     state = compress.decode(int8.encoded)
     assert int8.metrics["size_bytes"] == expected_int8_bytes(state, int8.masks)
     assert int8.metrics["size_bytes"] == compress.size_bytes(int8.encoded)
@@ -72,7 +77,7 @@ class Spy:
 def test_bn_recalibrated_after_int8_and_the_evaluation_and_stored_model_use_it(baseline, monkeypatch):
     spy = Spy()
     monkeypatch.setattr(trial_mod, "recalibrate_bn", spy)
-    out = trial_mod.run_trial({**MAGNITUDE, "quantize": "int8"}, small_digits(), baseline)
+    out = run({**MAGNITUDE, "quantize": "int8"}, small_digits(), baseline)
     assert len(spy.calls) == 1  # masked method: only after int8
     model, before, after = spy.calls[0]
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it changed the statistics
@@ -88,7 +93,7 @@ def test_bn_recalibrated_on_a_structurally_pruned_model_before_its_unfinetuned_s
     monkeypatch.setattr(trial_mod, "recalibrate_bn", spy)
     config = {**CONSTANTS, "method": "fpgm", "quantize": "none",
               **{k: v for k, v in RATIOS.items() if k != "sparsity.fc2"}}
-    out = trial_mod.run_trial(config, small_digits(), baseline)
+    out = run(config, small_digits(), baseline)
     assert len(spy.calls) == 1
     model, before, after = spy.calls[0]
     assert model.conv2.out_channels < baseline.state["conv2.weight"].shape[0]  # after the surgery
@@ -104,15 +109,15 @@ def test_bn_recalibrated_on_a_structurally_pruned_model_before_its_unfinetuned_s
 def test_masked_result_is_scored_unfinetuned_without_recalibration(baseline, monkeypatch):
     spy = Spy()
     monkeypatch.setattr(trial_mod, "recalibrate_bn", spy)
-    out = trial_mod.run_trial({**MAGNITUDE, "quantize": "none"}, small_digits(), baseline)
+    out = run({**MAGNITUDE, "quantize": "none"}, small_digits(), baseline)
     assert spy.calls == [] and 0 < out.metrics["prune_val_acc"] <= 1
 
 
 def test_hybrid_qat_fine_tunes_on_the_int8_grid_and_differs_from_ptq(baseline):
     config = {**CONSTANTS, "method": "hybrid", "quantize": "int8", "hybrid_filter_ratio": 0.25,
               "hybrid_temperature": 4.0, "hybrid_alpha": 0.5, **RATIOS}
-    ptq = trial_mod.run_trial({**config, "hybrid_quant": "ptq"}, small_digits(), baseline)
-    qat = trial_mod.run_trial({**config, "hybrid_quant": "qat"}, small_digits(), baseline)
+    ptq = run({**config, "hybrid_quant": "ptq"}, small_digits(), baseline)
+    qat = run({**config, "hybrid_quant": "qat"}, small_digits(), baseline)
     assert ptq.kept_channels == qat.kept_channels
     assert any(not torch.equal(ptq.encoded[k], qat.encoded[k]) for k in ptq.encoded if "::values" in k)
     for out in (ptq, qat):
@@ -132,7 +137,7 @@ def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(b
     T = total_steps(len(data.train), SPEC.batch_size, SPEC.epochs)
     k = 5  # a rewind point the baseline keeps
     base = {**CONSTANTS, "method": "lottery", "lottery_rounds": 2, "lottery_rewind": k / T, **RATIOS}
-    trial_mod.run_trial({**base, "lottery_retrain": "full"}, data, baseline)
+    run({**base, "lottery_retrain": "full"}, data, baseline)
     full = lrs.copy()
     assert len(full) == 2 * (T - k)
     # The baseline's own learning rates from step k on (its lr and schedule, not the fine-tune's).
@@ -142,6 +147,6 @@ def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(b
     assert full[: T - k] == pytest.approx(lrs[k:], rel=1e-12, abs=0)
     assert full[T - k:] == pytest.approx(lrs[k:], rel=1e-12, abs=0)
     lrs.clear()
-    trial_mod.run_trial({**base, "lottery_retrain": "finetune"}, data, baseline)
+    run({**base, "lottery_retrain": "finetune"}, data, baseline)
     fine = total_steps(len(data.train), CONSTANTS["batch_size"], CONSTANTS["finetune_epochs"])
     assert len(lrs) == 2 * fine  # round 1's and the trial's fine-tune: the cheap variant
