@@ -127,8 +127,9 @@ def main(argv=None) -> int:
                           "seed": seed, "augment": True, "latency_batch": 1, "finetune_lr": FINETUNE_LR,
                           "quantize": "none", **settings}
                 from trainables.trial import run_trial
+                from trainables.trial_config import TrialConfig
 
-                out = run_trial(config, data, baseline)
+                out = run_trial(TrialConfig.from_flat(config), data, baseline)
                 payload["points"][key] = {"group": group, "seed": seed, "point": pid, "settings": settings,
                                           "metrics": out.metrics, "wall_s": time.perf_counter() - t0}
                 print(f"{key}: test_acc {out.metrics['test_acc']:.4f} size {out.metrics['size_bytes']:.0f} "
