@@ -271,8 +271,45 @@ def markdown_section(p: dict, name: str) -> str:
         pid = f"hybrid-int8-{q}"
         lines.append(f"| hybrid int8, {q.upper()} | filters 30%, weights 20/50/80/30% | — | "
                      f"{_fmt(_stat(p, pid, 'test_acc', 100))} | size {_stat(p, pid, 'size_bytes')[0] / 1e3:.0f} kB |")
-    lines += ["", "Per point and seed, with every metric: `bench/results/article_claims_cifar10.json`."]
+    lines += ["", *_readings(p), "", "Per point and seed, with every metric: `bench/results/article_claims_cifar10.json`."]
     return "\n".join(lines)
+
+
+def _paired(p: dict, a: str, b: str) -> tuple[float, float, int]:
+    """Test accuracy of point a minus point b, paired by seed, in points."""
+    by_seed: dict[int, dict[str, float]] = {}
+    for r in p["points"].values():
+        if r["point"] in (a, b):
+            by_seed.setdefault(r["seed"], {})[r["point"]] = r["metrics"]["test_acc"] * 100
+    diffs = [d[a] - d[b] for d in by_seed.values() if a in d and b in d]
+    return (*common.mean_std(diffs), len(diffs))
+
+
+def _readings(p: dict) -> list[str]:
+    """The comparisons each claim is about, computed from the points above (paired by seed)."""
+    out = ["Paired differences (test accuracy, points; n = seeds):", ""]
+    for sp in (0.5, 0.9):
+        for g in ("weight", "filter"):
+            d = _paired(p, f"taylor-{g}-{sp}", f"magnitude-layer-{sp}")
+            art = ARTICLE["taylor_vs_magnitude"]["taylor"] - ARTICLE["taylor_vs_magnitude"]["magnitude"]
+            out.append(f"- Taylor per {g} minus magnitude at {sp:.0%}: {_signed(d[:3])} (n={d[2]})"
+                       + (f"; article (per weight): +{art:.1f}." if sp == 0.5 else "."))
+    for sp in (0.8, 0.969):
+        d = _paired(p, f"lottery-{sp}-ticket", f"lottery-{sp}-reinit")
+        m = _paired(p, f"lottery-{sp}-ticket", f"magnitude-global-{0.8 if sp == 0.8 else 0.95}")
+        out.append(f"- Lottery ticket minus its random-reinit control at {1 - sp:.1%} kept: {_signed(d[:3])} (n={d[2]}); "
+                   f"ticket minus global magnitude at {'80' if sp == 0.8 else '95'}%: {_signed(m[:3])}.")
+    q = _paired(p, "hybrid-int8-qat", "hybrid-int8-ptq")
+    out.append(f"- Hybrid int8, QAT minus PTQ at the same size: {_signed(q[:3])} (n={q[2]}).")
+    if p.get("reduced"):
+        out += ["", "Caveat of the reduced setting: its dense model is far from converged (a 6-epoch baseline on "
+                "2,000 images), so lottery's full retraining, which trains again for nearly the whole schedule "
+                "after each of its rounds while the other methods fine-tune one epoch, also profits from simply "
+                "training longer. Compare a ticket with its reinit control (same mask, same compute), not with "
+                "the other methods' absolute accuracy; `cost` gives the compute. With 1,000 test images one image "
+                "is 0.1 point. Latency is wall time at batch 1 on a shared machine (see its load average above): "
+                "under load it is noise; `bench/speedup.py` measures FPGM's speed-up properly."]
+    return out
 
 
 def summary_row(p: dict) -> tuple[str, str]:
