@@ -118,8 +118,11 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
     }
     metrics["cost_s"] = time.perf_counter() - start
     per_layer = {n: 1.0 - float(m.float().mean()) for n, m in masks.items()}
+    # The ratios in effect are the pruning's: int8 rounding zeros are stored (per_layer) but
+    # were not pruned, so a filter method's classifier still reads 0.
+    pruned = {n: 1.0 - float(m.float().mean()) for n, m in result.masks.items()}
     return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer,
-                        _effective_ratios(tc.ratios, dense, result.kept_channels, per_layer))
+                        _effective_ratios(tc.ratios, dense, result.kept_channels, pruned))
 
 
 def evaluate_pruned(model, data: DatasetBundle, norm, recalibrate, device) -> float:

@@ -150,3 +150,12 @@ def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(b
     run({**base, "lottery_retrain": "finetune"}, data, baseline)
     fine = total_steps(len(data.train), CONSTANTS["batch_size"], CONSTANTS["finetune_epochs"])
     assert len(lrs) == 2 * fine  # round 1's and the trial's fine-tune: the cheap variant
+
+
+def test_int8_rounding_zeros_are_stored_but_not_reported_as_pruning(baseline):
+    config = {**CONSTANTS, "method": "fpgm", "quantize": "int8",
+              **{k: v for k, v in RATIOS.items() if k != "sparsity.fc2"}}
+    out = run(config, small_digits(), baseline)
+    assert out.effective_ratios["fc2"] == 0.0  # fpgm never prunes the classifier
+    assert set(out.layer_sparsity) == set(PRUNABLE)  # what is stored: int8 values, zeros included
+    assert out.metrics["size_bytes"] == compress.size_bytes(out.encoded)
