@@ -18,7 +18,7 @@ fits a working session on 2 shared cores (2,000 CIFAR-10 training images, 1,000 
 test, a 6-epoch baseline, 2 seeds; the lottery points, 2 rounds each, on the first seed only); `--full` is the issue's setting (the search-quality benchmark's CIFAR-10 recipe,
 3 seeds), hours on 2 cores.
 
-    python bench/article_claims.py                 # reduced (~30 min on 2 shared cores)
+    python bench/article_claims.py                 # reduced (~65 min on a loaded 2-core machine)
     python bench/article_claims.py --full          # 45k images, 15 epochs, 3 seeds, 5 rounds
 """
 from __future__ import annotations
@@ -197,12 +197,16 @@ def _stat(p: dict, pid: str, metric: str, scale: float = 1.0, drop: bool = False
 
 def _fmt(stat: tuple[float, float, int], digits: int = 1) -> str:
     mean, std, n = stat
-    return "not run" if n == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if n < 2:  # one seed has no spread to show
+        return "not run" if n == 0 else f"{mean:.{digits}f} (1 seed)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _signed(stat: tuple[float, float, int]) -> str:
     mean, std, n = stat
-    return "not run" if n == 0 else f"{mean:+.1f} ± {std:.1f}"
+    if n < 2:
+        return "not run" if n == 0 else f"{mean:+.1f} (1 seed)"
+    return f"{mean:+.1f} ± {std:.1f}"
 
 
 def markdown_section(p: dict, name: str) -> str:

@@ -33,7 +33,7 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 | `bench/overhead.py` | N fixed trials through Ray + Optuna + MLflow vs a bare `run_trial` loop | overhead <= 5% of wall | CIFAR-10 subset, N=8 (~6 min) | `--n 12 --repeats 2` (~20 min); `--dataset digits` |
 | `bench/throughput.py` | images/s of `trainables.loops.train` vs a minimal plain-PyTorch loop, with and without masks | >= 0.95x | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 25` |
 | `bench/speedup.py` | CPU latency of FPGM-pruned SimpleCNN / ResNet-20 vs dense at batch 1 and 256, beside FLOPs | (report) | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 30` |
-| `bench/article_claims.py` | the source article's CIFAR-10 numbers (magnitude drops, Taylor vs magnitude, lottery vs reinit, FPGM, int8/QAT) beside measured ones, mean ± std over seeds | (report) | REDUCED: 2k train / 1k val / 1k test images, 6-epoch baseline, 2 seeds, lottery on 1 (~30 min) | `--full`: 45k images, 15 epochs, 3 seeds, 5 lottery rounds (hours) |
+| `bench/article_claims.py` | the source article's CIFAR-10 numbers (magnitude drops, Taylor vs magnitude, lottery vs reinit, FPGM, int8/QAT) beside measured ones, mean ± std over seeds | (report) | REDUCED: 2k train / 1k val / 1k test images, 6-epoch baseline, 2 seeds, lottery on 1 (~65 min on a loaded machine) | `--full`: 45k images, 15 epochs, 3 seeds, 5 lottery rounds (hours) |
 | `bench/concurrency.py` | trials per hour with 1 vs 2 concurrent trials on 2 cores, and the machine's own ceiling | >= 1.8x | CIFAR-10 subset, N=8 (~10 min) | `--n 12 --repeats 2` (~25 min) |
 """
 
