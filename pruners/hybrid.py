@@ -38,7 +38,7 @@ def hybrid(
     if not 0.0 <= filter_ratio < MAX_FILTER_RATIO:
         raise ValueError(f"hybrid_filter_ratio {filter_ratio} outside [0, {MAX_FILTER_RATIO})")
     pruned = copy.deepcopy(model)
-    filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios)}
+    filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios, ctx.example_input)}
     kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
     # Module names survive surgery, so the ratios' keys still name the (smaller) layers.
     masks = magnitude.layerwise_magnitude_masks(pruned, ratios)

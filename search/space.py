@@ -54,6 +54,7 @@ class LayerBounds(NamedTuple):
     hi: float
     depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers
     follows: str | None = None  # channel methods: the earlier layer whose output channels this one shares
+    filters: bool = True  # channel methods may remove its filters (False: the graph leaves it dense)
 
 
 @dataclass(frozen=True)
@@ -70,24 +71,27 @@ class SpaceSpec:
 def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
     """member -> root for every filter layer whose output channels a residual addition ties to
     an earlier layer's (Torch-Pruning's dependency graph, as FPGM's surgery uses it)."""
-    names = filter_layers(model, prunable_layers(model))
+    names = filter_layers(model, prunable_layers(model), example_input)
     return {m: root for root, members in coupled_layers(model, names, example_input).items() for m in members[1:]}
 
 
-def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None) -> list[LayerBounds]:
+def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None,
+                 example_input: torch.Tensor | None = None) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
-    between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier."""
-    depth = conv_depth(model)
+    between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier.
+    In depth order (the graph's, given an example input)."""
+    depth = conv_depth(model, example_input)
+    filters = set(filter_layers(model, prunable_layers(model), example_input))
     coupling = coupling or {}
     out = []
-    for name, kind in layer_kinds(model).items():
+    for name, kind in layer_kinds(model, example_input).items():
         d = depth.get(name)
         if kind in CONV_KINDS:
             (elo, ehi), (clo, chi) = cfg.bounds_conv_early, cfg.bounds_conv
             lo, hi = elo + (clo - elo) * d, ehi + (chi - ehi) * d
         else:
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
-        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name)))
+        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name), name in filters))
     return out
 
 
@@ -119,7 +123,7 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpe
                  ("seed", cfg.seed), ("augment", cfg.augment_on), ("latency_batch", cfg.latency_batch),
                  ("space", "schedule" if schedule else "per-layer"))
     coupling = channel_coupling(model, example_input) if set(cfg.methods) & set(CHANNEL_METHODS) else {}
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling)), ranges, constants, schedule)
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, example_input)), ranges, constants, schedule)
 
 
 def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
@@ -155,18 +159,20 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         _sample(trial, "global_sparsity", ranges["global_sparsity"], fixed)
         return fixed  # one global target spread by the allocation: no per-layer ratios
     kinds = METHOD_LAYER_KINDS.get(method, ALL_KINDS)
-    layers = [layer for layer in spec.layers if layer.kind in kinds]
+    # Channel methods skip the layers the dependency graph leaves dense: no dimension that changes nothing.
+    layers = [layer for layer in spec.layers
+              if layer.kind in kinds and (layer.filters or method not in CHANNEL_METHODS)]
     scheduled: dict[str, float] = {}
     if spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
         start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
         scheduled = expand_schedule(layers, start, end, curve)
         fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
-    for layer in layers:
+    for layer in sorted(layers, key=lambda b: b.follows is not None):  # roots before the layers following them
         key = SPARSITY_PREFIX + layer.name
         if layer.follows is not None and method in CHANNEL_METHODS:
             root_key = SPARSITY_PREFIX + layer.follows
             root_ratio = fixed.get(root_key, trial.params.get(root_key))
-            if root_ratio is not None:  # roots come first (model order)
+            if root_ratio is not None:
                 fixed[key] = root_ratio
                 continue
         if layer.name in scheduled:
