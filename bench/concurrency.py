@@ -59,9 +59,10 @@ def _bare_init(flags, home) -> None:
 
 def _bare_trial(config) -> dict:
     from trainables.trial import run_trial
+    from trainables.trial_config import TrialConfig
 
     t0 = time.time()
-    out = run_trial(config, _WORKER_STATE["data"], _WORKER_STATE["baseline"])
+    out = run_trial(TrialConfig.from_flat(config), _WORKER_STATE["data"], _WORKER_STATE["baseline"])
     return {"start": t0, "end": time.time(), "cost_s": out.metrics["cost_s"], "val_acc": out.metrics["val_acc"]}
 
 

@@ -31,6 +31,7 @@ GOAL = 0.05
 
 def bare_loop(flags, home, configs, constants):
     from trainables.trial import run_trial
+    from trainables.trial_config import TrialConfig
 
     t0 = time.perf_counter()
     _, data, baseline = searches.load_data_and_baseline(flags, home)
@@ -38,7 +39,7 @@ def bare_loop(flags, home, configs, constants):
     results = []
     with common.torch_threads(1):
         for c in configs:
-            out = run_trial({**constants, **c}, data, baseline)
+            out = run_trial(TrialConfig.from_flat({**constants, **c}), data, baseline)
             results.append({"val_acc": out.metrics["val_acc"], "size_bytes": out.metrics["size_bytes"],
                             "cost_s": out.metrics["cost_s"]})
     return {"wall_s": time.perf_counter() - t0, "load_s": load_s, "trials": results}

@@ -76,6 +76,7 @@ def _run_recipe(argv, home, threads: int) -> tuple[list[dict], float, str, float
     from search.config import replace
     from trainables import compress
     from trainables.trial import run_trial
+    from trainables.trial_config import TrialConfig
 
     cfg, data, baseline = searches.load_data_and_baseline(argv, home)
     constants = searches.trial_constants(cfg, data, baseline)
@@ -87,7 +88,7 @@ def _run_recipe(argv, home, threads: int) -> tuple[list[dict], float, str, float
     with common.torch_threads(threads):
         for p in sorted(points, key=lambda p: p["global_sparsity"]):
             config = {**constants, "method": "magnitude", "magnitude_scope": "global", **p}
-            out = run_trial(config, data, baseline)
+            out = run_trial(TrialConfig.from_flat(config), data, baseline)
             m = out.metrics
             rows.append({"run_id": f"recipe-{p['global_sparsity']:.2f}", "method": "magnitude",
                          "val_acc": m["val_acc"], "test_acc": m["test_acc"], "size_bytes": m["size_bytes"],

@@ -7,10 +7,12 @@ modified) plus the masks and kept-channel indices that describe exactly what was
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, SupportsFloat, SupportsInt
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from pruners.settings import MethodSettings
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -42,18 +44,27 @@ class PruneResult:
     # Bits per stored weight value. 8 asks the trial to quantize the prunable layers' weights
     # to int8 (pruners.quantize) once fine-tuning is done, so the stored model is int8.
     weight_bits: int = 32
-    # Fine-tune with knowledge distillation from the dense model.
-    distill: bool = False
+    # Fine-tune with knowledge distillation from the dense model, at these settings (None: plain).
+    distill: Distillation | None = None
 
 
-PruneFn = Callable[[nn.Module, Mapping[str, float], Mapping[str, object], PruneContext], PruneResult]
+@dataclass(frozen=True)
+class Distillation:
+    """Hinton et al.'s knowledge distillation: softmax temperature and the soft loss's weight."""
+
+    temperature: float
+    alpha: float
+
+
+# (model, ratios, the method's typed settings, context) -> result; each method types its settings.
+PruneFn = Callable[[nn.Module, Mapping[str, float], Any, PruneContext], PruneResult]
 
 
 @dataclass(frozen=True)
 class Pruner:
     """A registered method. `ratios` maps a prunable module name to its sampled ratio;
-    `settings` holds the method's own search settings (e.g. `taylor_batches`), under the same
-    keys as the search config.
+    `settings` is an instance of the method's own settings dataclass (`settings_type`, see
+    pruners.settings), or a flat mapping it is built from.
 
     What kind of result the method gives is declared here, so that code and tests ask the
     method instead of keeping lists of names: `structural` methods physically remove output
@@ -64,52 +75,24 @@ class Pruner:
     fn: PruneFn
     structural: bool
     masked: bool
+    settings_type: type[MethodSettings]
+
+    @property
+    def ratios_are_filters(self) -> bool:
+        """Its per-layer ratio is a fraction of filters (whole output channels) removed, not of
+        weights: then the classifier's outputs (the classes) are never pruned, and layers whose
+        outputs a residual addition ties together share one ratio."""
+        return self.structural and not self.masked
 
     def __call__(
         self,
         model: nn.Module,
         ratios: Mapping[str, float],
-        settings: Mapping[str, object],
+        settings: MethodSettings | Mapping[str, object],
         ctx: PruneContext,
     ) -> PruneResult:
+        if not isinstance(settings, self.settings_type):
+            if isinstance(settings, MethodSettings):
+                raise TypeError(f"{self.name} takes {self.settings_type.__name__}, got {type(settings).__name__}")
+            settings = self.settings_type.from_values(settings)
         return self.fn(model, ratios, settings, ctx)
-
-
-# Settings arrive from Optuna, Ray Tune's config or a TOML file, so their values are typed
-# `object`; these read one and say which setting was wrong.
-_MISSING = object()
-
-
-def _get(settings: Mapping[str, object], key: str, default: object) -> object:
-    value = settings.get(key, default)
-    if value is _MISSING:
-        raise KeyError(f"missing setting {key!r}")
-    return value
-
-
-def int_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> int:
-    """An integer setting; integral floats (2.0) and numeric strings ("2") are accepted."""
-    value = _get(settings, key, default)
-    if isinstance(value, str):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, SupportsInt):
-        raise TypeError(f"setting {key!r} must be an integer, got {value!r}")
-    if isinstance(value, SupportsFloat) and float(value) != int(value):
-        raise ValueError(f"setting {key!r} must be an integer, got {value!r}")
-    return int(value)
-
-
-def float_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> float:
-    value = _get(settings, key, default)
-    if isinstance(value, str):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, SupportsFloat):
-        raise TypeError(f"setting {key!r} must be a number, got {value!r}")
-    return float(value)
-
-
-def str_setting(settings: Mapping[str, object], key: str, default: object = _MISSING) -> str:
-    value = _get(settings, key, default)
-    if not isinstance(value, str):
-        raise TypeError(f"setting {key!r} must be a string, got {value!r}")
-    return value

@@ -20,6 +20,7 @@ from pruners.base import PruneContext, PruneResult
 from pruners.graph import layer_plan
 from pruners.layers import layer_kinds, prunable_layers
 from pruners.registry import register
+from pruners.settings import NoSettings
 from pruners.surgery import coupled_layers, drop_to_keep, out_channels, remove_channels
 
 FILTER_KINDS = ("conv_early", "conv", "fc")
@@ -71,9 +72,7 @@ def fpgm_prune_(
 
 
 @register("fpgm", structural=True, masked=False)
-def fpgm(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
+def fpgm(model: nn.Module, ratios: Mapping[str, float], settings: NoSettings, ctx: PruneContext) -> PruneResult:
     pruned = copy.deepcopy(model)
     kept = fpgm_prune_(pruned, ratios, ctx.example_input)
     return PruneResult(model=pruned, masks={}, kept_channels=kept)

@@ -8,7 +8,7 @@ section 6, done right).
 3. BatchNorm statistics are recalibrated (ctx.recalibrate_bn), since removing filters and
    weights shifts every later layer's activations.
 
-The result asks the trial (weight_bits=8, distill=True) to fine-tune with knowledge
+The result asks the trial (weight_bits=8, distill=Distillation(T, alpha)) to fine-tune with knowledge
 distillation from the dense model (`hybrid_temperature`, `hybrid_alpha`) with the masks kept,
 and only THEN call pruners.quantize.quantize_int8_ on the masked weights: post-training int8
 after the fine-tune, so the stored model is int8 and its size counts int8 bytes.
@@ -16,6 +16,7 @@ after the fine-tune, so the stored model is int8 and its size counts int8 bytes.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Mapping
 
 from torch import nn
@@ -23,20 +24,30 @@ from torch import nn
 # Whole modules, not names: importing any method module first runs registry.py, which imports
 # this module while fpgm/magnitude may still be half-initialized.
 from pruners import fpgm, magnitude
-from pruners.base import PruneContext, PruneResult, float_setting
+from pruners.base import Distillation, PruneContext, PruneResult
 from pruners.masking import apply_masks
 from pruners.registry import register
+from pruners.settings import POSITIVE, Interval, MethodSettings, setting
 
-MAX_FILTER_RATIO = 0.9
+# Removing 90%+ of every layer's filters leaves too little to weight-prune or distill into.
+FILTER_RATIOS = Interval(0.0, 0.9, hi_open=True)
 
 
-@register("hybrid", structural=True, masked=True)
-def hybrid(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
-    filter_ratio = float_setting(settings, "hybrid_filter_ratio", 0.0)
-    if not 0.0 <= filter_ratio < MAX_FILTER_RATIO:
-        raise ValueError(f"hybrid_filter_ratio {filter_ratio} outside [0, {MAX_FILTER_RATIO})")
+@dataclass(frozen=True)
+class HybridSettings(MethodSettings):
+    hybrid_filter_ratio: float = setting(0.25, search=(0.0, 0.5), accepted=FILTER_RATIOS,
+                                         help="hybrid: fraction of filters removed before weight pruning")
+    hybrid_temperature: float = setting(4.0, search=(1.0, 8.0), accepted=POSITIVE,
+                                        help="hybrid: distillation temperature")
+    hybrid_alpha: float = setting(0.5, search=(0.1, 0.9), accepted=Interval(0.0, 1.0),
+                                  help="hybrid: distillation weight")
+
+
+@register("hybrid", settings=HybridSettings, structural=True, masked=True)
+def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettings, ctx: PruneContext) -> PruneResult:
+    filter_ratio = settings.hybrid_filter_ratio
+    if not FILTER_RATIOS.holds(filter_ratio):
+        raise ValueError(f"hybrid_filter_ratio {filter_ratio} is not accepted; expected {FILTER_RATIOS.text()}")
     pruned = copy.deepcopy(model)
     filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios, ctx.example_input)}
     kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
@@ -45,4 +56,5 @@ def hybrid(
     apply_masks(pruned, masks)
     if ctx.recalibrate_bn is not None:
         ctx.recalibrate_bn(pruned)
-    return PruneResult(model=pruned, masks=masks, kept_channels=kept, weight_bits=8, distill=True)
+    distill = Distillation(settings.hybrid_temperature, settings.hybrid_alpha)
+    return PruneResult(model=pruned, masks=masks, kept_channels=kept, weight_bits=8, distill=distill)

@@ -6,15 +6,34 @@ trial's ordinary fine-tune, with masks enforced, is that round's retraining."""
 from __future__ import annotations
 
 import copy
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult, int_setting
+from pruners.base import Masks, PruneContext, PruneResult
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
+from pruners.settings import AT_LEAST_1, NON_NEGATIVE, MethodSettings, setting
+
+
+@dataclass(frozen=True)
+class LotterySettings(MethodSettings):
+    lottery_rounds: int = setting(1, search=(1, 5), kind="int", accepted=AT_LEAST_1, help="lottery: pruning rounds R")
+    lottery_rewind_iter: int = setting(0, search=(0, 20), kind="choice", accepted=NON_NEGATIVE,
+                                       help="lottery: rewind points (training iteration; 0 = init)")
+
+    @classmethod
+    def check_against_baseline(cls, searched: Mapping[str, Any], baseline_steps: int) -> tuple[str, str] | None:
+        if any(k > baseline_steps for k in searched["lottery_rewind_iter"]):
+            return "lottery_rewind_iter", f"rewind points within the baseline's {baseline_steps} training iterations"
+        return None
+
+    @classmethod
+    def baseline_checkpoints(cls, searched: Mapping[str, Any]) -> tuple[int, ...]:
+        return tuple(searched["lottery_rewind_iter"])
 
 
 def lottery_schedule(n: int, s: float, rounds: int) -> list[int]:
@@ -69,12 +88,9 @@ def run_rounds(
     return pruned, history
 
 
-@register("lottery")
-def lottery(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
-    rounds = int_setting(settings, "lottery_rounds")
-    k = int_setting(settings, "lottery_rewind_iter")
+@register("lottery", settings=LotterySettings)
+def lottery(model: nn.Module, ratios: Mapping[str, float], settings: LotterySettings, ctx: PruneContext) -> PruneResult:
+    rounds, k = settings.lottery_rounds, settings.lottery_rewind_iter
     if k not in ctx.rewind_states:
         available = ", ".join(str(key) for key in sorted(ctx.rewind_states)) or "none"
         raise ValueError(f"lottery_rewind_iter={k} has no saved state; available: {available}")

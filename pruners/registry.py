@@ -4,19 +4,22 @@ from __future__ import annotations
 from typing import Callable
 
 from pruners.base import PruneFn, Pruner
+from pruners.settings import MethodSettings, NoSettings
 
 PRUNERS: dict[str, Pruner] = {}
 
 
-def register(name: str, *, structural: bool = False, masked: bool = True) -> Callable[[PruneFn], Pruner]:
-    """Register a method under `name`, declaring what it removes (see `pruners.base.Pruner`)."""
+def register(name: str, *, settings: type[MethodSettings] = NoSettings, structural: bool = False,
+             masked: bool = True) -> Callable[[PruneFn], Pruner]:
+    """Register a method under `name`, with its settings dataclass (pruners.settings), declaring
+    what it removes (see `pruners.base.Pruner`)."""
     if not (structural or masked):
         raise ValueError(f"pruner {name!r} must be structural, masked or both")
 
     def add(fn: PruneFn) -> Pruner:
         if name in PRUNERS:
             raise ValueError(f"pruner {name!r} registered twice")
-        pruner = Pruner(name=name, fn=fn, structural=structural, masked=masked)
+        pruner = Pruner(name=name, fn=fn, structural=structural, masked=masked, settings_type=settings)
         PRUNERS[name] = pruner
         return pruner
 
@@ -32,6 +35,11 @@ def get_pruner(name: str) -> Pruner:
 
 def method_names() -> list[str]:
     return list(PRUNERS)
+
+
+def method_settings() -> dict[str, type[MethodSettings]]:
+    """Method name -> its settings dataclass."""
+    return {name: pruner.settings_type for name, pruner in PRUNERS.items()}
 
 
 # Importing the method modules fills PRUNERS. Kept at the bottom so `register` exists first.

@@ -5,16 +5,24 @@ gradients of batches 1..k; here every batch contributes its own |g * w| exactly 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from pruners.base import Batch, PruneContext, PruneResult, int_setting
+from pruners.base import Batch, PruneContext, PruneResult
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
+from pruners.settings import AT_LEAST_1, MethodSettings, setting
+
+
+@dataclass(frozen=True)
+class TaylorSettings(MethodSettings):
+    taylor_batches: int = setting(4, search=(1, 8), kind="int", accepted=AT_LEAST_1,
+                                  help="Taylor: batches to accumulate importance over")
 
 
 def taylor_importance(
@@ -54,15 +62,12 @@ def taylor_importance(
     return importance
 
 
-@register("taylor")
-def taylor(
-    model: nn.Module, ratios: Mapping[str, float], settings: Mapping[str, object], ctx: PruneContext
-) -> PruneResult:
+@register("taylor", settings=TaylorSettings)
+def taylor(model: nn.Module, ratios: Mapping[str, float], settings: TaylorSettings, ctx: PruneContext) -> PruneResult:
     if ctx.batches is None:
         raise ValueError("taylor needs training batches: PruneContext.batches is None")
     pruned = copy.deepcopy(model)
-    n_batches = int_setting(settings, "taylor_batches")
-    importance = taylor_importance(pruned, list(ratios), ctx.batches(), n_batches, ctx.loss_fn)
+    importance = taylor_importance(pruned, list(ratios), ctx.batches(), settings.taylor_batches, ctx.loss_fn)
     masks = {f"{n}.weight": keep_mask(importance[f"{n}.weight"], r) for n, r in ratios.items()}
     apply_masks(pruned, masks)
     return PruneResult(model=pruned, masks=masks)

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return fail(exc)
     d = trial.data
-    dense = sum(p.numel() for p in build_model(trial.run.data.params["model"], d.in_channels, d.num_classes,
+    dense = sum(p.numel() for p in build_model(trial.config.model, d.in_channels, d.num_classes,
                                                  d.image_size).parameters())
     params = sum(p.numel() for p in trial.model.parameters())
     what = f"{trial.run.data.tags.get('method')} trial {args.run_id}, {params:,} params (dense {dense:,})"

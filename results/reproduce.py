@@ -1,5 +1,5 @@
-"""Rebuild a trial's model and data from what MLflow stored; shared by evaluate, export, compare
-and ui (the one-line CLI errors live here too).
+"""Rebuild a trial's model and data from what MLflow stored; shared by evaluate, export and
+register.
 
 A trial run holds its flat config (params), the compressed fine-tuned weights
 (`model/weights.pt`, trainables.compress.encode) and, for structural methods, the kept output
@@ -26,6 +26,7 @@ from mlflow_config import artifacts
 from trainables.data import IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
+from trainables.trial_config import TrialConfig
 from results.cli import DEFAULT_HOME, UsageError
 
 KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/{artifacts.KEPT_CHANNELS_FILE}"
@@ -42,6 +43,7 @@ class ReproduceError(UsageError):
 class Trial:
     run: Run
     parent: Run
+    config: TrialConfig  # the typed config the trial ran with, read back from its params
     model: nn.Module  # the pruned, fine-tuned model, in eval mode, on CPU
     data: DatasetBundle
     norm: Normalizer  # evaluation normalization (training split's mean/std, no augmentation)
@@ -79,8 +81,9 @@ def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None
     run, parent = get_trial_runs(client, run_id, uri)
     data = load_search_data(parent, home, dataset, data_dir)
     norm = normalizer(data, False)
+    tc = TrialConfig.from_flat(run.data.params)  # the same typed config the trial ran with
     try:  # a factory's module may be gone since the search ran
-        model = build_model(run.data.params["model"], data.in_channels, data.num_classes, data.image_size)
+        model = build_model(tc.model, data.in_channels, data.num_classes, data.image_size)
     except ModelError as exc:
         raise ReproduceError(f"{exc} (the model of trial {run_id!r})") from None
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +103,7 @@ def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None
         raise ReproduceError(f"--dataset/--data-dir: {data.name} images ({data.in_channels}x{data.image_size}x"
                              f"{data.image_size}, {data.num_classes} classes) do not fit trial {run_id!r}'s "
                              f"model; expected the search's dataset, {parent.data.params['dataset']}") from None
-    return Trial(run, parent, model.eval(), data, norm, artifact_bytes, compress.size_bytes(encoded), len(encoded))
+    return Trial(run, parent, tc, model.eval(), data, norm, artifact_bytes, compress.size_bytes(encoded), len(encoded))
 
 
 def load_search_data(parent: Run, home: Path | None, dataset: str | None, data_dir: Path | None) -> DatasetBundle:

@@ -12,20 +12,20 @@ import dataclasses
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from mlflow_config.secrets import redact
 from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
-from pruners.hybrid import MAX_FILTER_RATIO
-from pruners.magnitude import SCOPES as MAGNITUDE_SCOPES
-from pruners.registry import method_names
+from pruners.registry import method_names, method_settings
+from pruners.settings import AT_LEAST_1, NON_NEGATIVE, POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
 from trainables.data import DATASETS
 from trainables.loops import SCHEDULES, total_steps
 from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
 from trainables.data import parse_normalize
 from trainables.models import MODELS, is_factory_spec, model_label, resolve_spec
+from trainables.trial_config import FinetuneSettings
 
 SAMPLERS = ("tpe", "nsga2", "random")
 SPACES = ("auto", "per-layer", "schedule")
@@ -66,7 +66,7 @@ def _f(default, help: str, **meta):  # noqa: A002 - mirrors argparse
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class _WhatToSearch:
     # What to search
     budget: int = _f(50, "number of trials (each prunes, fine-tunes and measures one model)")
     dataset: str = _f("digits", f"dataset: {', '.join(DATASETS)} (digits is offline, from scikit-learn)")
@@ -94,20 +94,10 @@ class SearchConfig:
     bounds_conv: Range = _f((0.0, 0.7), "sparsity bounds of later conv layers")
     bounds_fc: Range = _f((0.0, 0.98), "sparsity bounds of hidden fully connected layers (aggressive)")
     bounds_classifier: Range = _f((0.0, 0.5), "sparsity bounds of the final classifier (careful)")
-    # Searched method and fine-tune settings: these names are Optuna / Ray / MLflow keys
-    finetune_lr: Range = _f((0.002, 0.05), "fine-tune learning rate range (log scale)", search=True)
-    magnitude_scope: tuple[str, ...] = _f(("layer", "global"), "magnitude variants: layer (per-layer ratios), "
-                                          "global (one threshold), lamp (Lee et al. 2021) or erk (Evci et al. "
-                                          "2020) allocations of global_sparsity; a comma-separated list", search=True)
-    global_sparsity: Range = _f((0.2, 0.95), "global magnitude sparsity range", search=True)
-    taylor_batches: IntRange = _f((1, 8), "Taylor: batches to accumulate importance over", search=True)
-    lottery_rounds: IntRange = _f((1, 5), "lottery: pruning rounds R", search=True)
-    lottery_rewind_iter: tuple[int, ...] = _f((0, 20), "lottery: rewind points (training iteration; 0 = init)",
-                                              search=True)
-    hybrid_filter_ratio: Range = _f((0.0, 0.5), "hybrid: fraction of filters removed before weight pruning",
-                                    search=True)
-    hybrid_temperature: Range = _f((1.0, 8.0), "hybrid: distillation temperature", search=True)
-    hybrid_alpha: Range = _f((0.1, 0.9), "hybrid: distillation weight", search=True)
+
+
+@dataclass(frozen=True)
+class _HowToRun:
     # Layer-wise space: one ratio per layer, or a compact depth schedule for deep models
     space: str = _f("auto", "per-layer (one ratio per layer), schedule (conv ratio = start + (end-start) * "
                     "depth^curve, per-layer for FC), or auto (schedule above 20 prunable layers)")
@@ -140,6 +130,10 @@ class SearchConfig:
     optuna_storage: str | None = _f(None, "Optuna RDB URL (default: SQLite optuna.db in --home)")
     resume: str | None = _f(None, "resume an interrupted search by name (or its Ray storage path) to its budget")
 
+
+class _Derived:
+    """SearchConfig's derived values; the fields are generated below."""
+
     @property
     def epochs(self) -> tuple[float, float]:
         recipe = AUTO_RECIPE[self.dataset]
@@ -171,6 +165,54 @@ class SearchConfig:
             out[f.name] = redact(text) if f.name in SECRET_FIELDS else text
         return out
 
+
+# ---- the searched settings, generated from their declarations ------------------------------
+# Every searched setting is declared once, next to the code that uses it: the fine-tune's in
+# trainables.trial_config.FinetuneSettings, each method's in its pruners/<method>.py. From that
+# declaration come the SearchConfig field (so the CLI flag, TOML key and MLflow param), the
+# validation below, search.space's Optuna space, and the trial's typed settings.
+
+def setting_groups() -> dict[str, type[MethodSettings]]:
+    """Who owns which searched settings: "finetune" (every trial), then each method by name."""
+    return {"finetune": FinetuneSettings, **method_settings()}
+
+
+def _searched_specs() -> dict[str, SettingSpec]:
+    out: dict[str, SettingSpec] = {}
+    for owner, settings_type in setting_groups().items():
+        for spec in settings_type.specs():
+            if spec.name in out or spec.name in {f.name for f in (*fields(_WhatToSearch), *fields(_HowToRun))}:
+                raise TypeError(f"setting {spec.name!r} of {owner} is declared twice")
+            out[spec.name] = spec
+    return out
+
+
+SEARCHED: dict[str, SettingSpec] = _searched_specs()
+
+
+def _annotation(spec: SettingSpec) -> str:
+    if spec.kind == "choice":
+        return f"tuple[{spec.value_type.__name__}, ...]"
+    return "IntRange" if spec.kind == "int" else "Range"
+
+
+def _search_field(spec: SettingSpec):
+    what = "a comma-separated list" if spec.kind == "choice" else "lo,hi (one value fixes it)"
+    return spec.name, _annotation(spec), _f(spec.search, f"{spec.help}; {what}", search=True)
+
+
+def _copy_fields(cls) -> list:
+    return [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in fields(cls)]
+
+
+# The CLI lists the fields in this order: what to search, the searched settings, how to run.
+SearchConfig = make_dataclass(
+    "SearchConfig",
+    [*_copy_fields(_WhatToSearch), *(_search_field(spec) for spec in SEARCHED.values()), *_copy_fields(_HowToRun)],
+    bases=(_Derived,), frozen=True,
+)
+SearchConfig.__module__ = __name__  # so pickle (Ray, the search record) finds it here
+SearchConfig.__doc__ = "Every setting of a search (see the module docstring); searched settings are generated."
 
 
 def searched_fields() -> list[str]:
@@ -293,18 +335,28 @@ def load_config(argv: list[str] | None) -> SearchConfig:
 
 def _checkpoint_defaults(cfg: SearchConfig, given: set[str]) -> SearchConfig:
     """A factory file's path made absolute (workers and later tools read it from anywhere). With a
-    checkpoint the only rewind point is the --rewind-checkpoint (iteration 0), and without one
-    lottery cannot run: left out of the default methods (run_search says so), an error if asked."""
+    checkpoint the only early weights are --rewind-checkpoint's (iteration 0): a method that rewinds
+    (lottery) rewinds there by default, and without one it cannot run, so it is left out of the
+    default methods (run_search says so); asked for by name, validation rejects it."""
     changes: dict[str, Any] = {"model": resolve_spec(cfg.model)}
     for name in ("checkpoint", "rewind_checkpoint"):
         if getattr(cfg, name) is not None:
             changes[name] = getattr(cfg, name).expanduser().absolute()
     if cfg.checkpoint is not None:
-        if "lottery_rewind_iter" not in given:
-            changes["lottery_rewind_iter"] = (0,)
+        groups = setting_groups()
+        for method in (m for m in cfg.methods if m in groups):  # unknown names: validate() says so
+            problem = groups[method].check_against_baseline(searched_values(cfg, groups[method]), 0)
+            if problem is not None and problem[0] not in given:
+                changes[problem[0]] = (0,)
         if cfg.rewind_checkpoint is None and "methods" not in given:
-            changes["methods"] = tuple(m for m in cfg.methods if m != "lottery")
+            changes["methods"] = tuple(m for m in cfg.methods if m not in rewinding_methods(cfg))
     return dataclasses.replace(cfg, **changes)
+
+
+def rewinding_methods(cfg: SearchConfig) -> list[str]:
+    """Methods that need the baseline's weights from early in training (lottery)."""
+    groups = setting_groups()
+    return [m for m in cfg.methods if m in groups and groups[m].baseline_checkpoints(searched_values(cfg, groups[m]))]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -324,32 +376,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Accepted values of a number: lo <= x (or lo < x), x <= hi (or x < hi); always finite."""
-
-    lo: float
-    hi: float = math.inf
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def holds(self, x: float) -> bool:
-        return (math.isfinite(x) and (self.lo < x if self.lo_open else self.lo <= x)
-                and (x < self.hi if self.hi_open else x <= self.hi))
-
-    def text(self, what: str = "x") -> str:
-        low = f"{_num(self.lo)} {'<' if self.lo_open else '<='} {what}"
-        return low if self.hi == math.inf else f"{low} {'<' if self.hi_open else '<='} {_num(self.hi)}"
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-RATIO = Interval(0.0, 1.0, hi_open=True)
-POSITIVE = Interval(0.0, lo_open=True)
-AT_LEAST_1 = Interval(1)
-NON_NEGATIVE = Interval(0)
 FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 
 # Single numbers: field -> accepted interval.
@@ -362,25 +388,8 @@ SCALAR_RULES: dict[str, Interval] = {
 # Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.
 RANGE_RULES: dict[str, Interval] = {
     "bounds_conv_early": RATIO, "bounds_conv": RATIO, "bounds_fc": RATIO, "bounds_classifier": RATIO,
-    "finetune_lr": POSITIVE, "schedule_start": RATIO, "schedule_end": RATIO, "schedule_curve": POSITIVE,
+    "schedule_start": RATIO, "schedule_end": RATIO, "schedule_curve": POSITIVE,
 }
-# Per-method settings, kept together (they move next to each pruner later). The hybrid limit is
-# the pruner's own constant, so validation accepts exactly what the pruner accepts.
-METHOD_RANGE_RULES: dict[str, Interval] = {
-    "global_sparsity": RATIO,
-    "taylor_batches": AT_LEAST_1,
-    "lottery_rounds": AT_LEAST_1,
-    "hybrid_filter_ratio": Interval(0.0, MAX_FILTER_RATIO, hi_open=True),
-    "hybrid_temperature": POSITIVE,
-    "hybrid_alpha": Interval(0.0, 1.0),
-}
-# Lists of choices: field -> accepted values (None: any non-negative integer). No duplicates.
-METHOD_CHOICE_RULES: dict[str, tuple[str, ...] | None] = {
-    "magnitude_scope": MAGNITUDE_SCOPES,
-    "lottery_rewind_iter": None,
-}
-
-
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -390,14 +399,25 @@ def _bad(name: str, value: Any, accepted: str) -> ConfigError:
     return ConfigError(f"{_flag(name)}: {shown!r} is not accepted; expected {accepted}")
 
 
-def _check_choices(name: str, values: tuple, known: tuple | None) -> None:
-    accepted = (f"a comma-separated subset of {', '.join(known)}, each once" if known is not None
-                else "comma-separated non-negative integers, each once, e.g. 0,20")
+def _check_choices(name: str, values: tuple, known: tuple) -> None:
+    accepted = f"a comma-separated subset of {', '.join(known)}, each once"
     if not values or len(set(values)) != len(values):
         raise _bad(name, values, accepted)
     for v in values:
-        if (v not in known) if known is not None else v < 0:
-            raise _bad(name, v if known is not None else values, accepted)
+        if v not in known:
+            raise _bad(name, v, accepted)
+
+
+def _check_searched(spec: SettingSpec, value: tuple) -> None:
+    """A searched setting: a range lo,hi of accepted values, or a list of accepted choices."""
+    if spec.is_range:
+        lo, hi = value
+        if not (spec.accepts(lo) and spec.accepts(hi) and lo <= hi):
+            raise _bad(spec.name, value, f"lo,hi with {spec.accepted_text().replace(spec.name.replace('_', '-'), 'lo <= hi')}")
+    elif isinstance(spec.accepted, tuple):
+        _check_choices(spec.name, value, spec.accepted)
+    elif not value or len(set(value)) != len(value) or not all(spec.accepts(v) for v in value):
+        raise _bad(spec.name, value, f"comma-separated values, each once, with {spec.accepted_text()}")
 
 
 def validate(cfg: SearchConfig) -> None:
@@ -418,12 +438,12 @@ def validate(cfg: SearchConfig) -> None:
             raise _bad(name, getattr(cfg, name), rule.text(name.replace("_", "-")))
     if cfg.gpus_per_trial > 1 and not float(cfg.gpus_per_trial).is_integer():
         raise _bad("gpus_per_trial", cfg.gpus_per_trial, "a fraction below 1 (trials share a GPU) or a whole number")
-    for name, rule in {**RANGE_RULES, **METHOD_RANGE_RULES}.items():
+    for name, rule in RANGE_RULES.items():
         lo, hi = getattr(cfg, name)
         if not (rule.holds(lo) and rule.holds(hi) and lo <= hi):
             raise _bad(name, (lo, hi), f"lo,hi with {rule.text('lo <= hi')}")
-    for name, known in METHOD_CHOICE_RULES.items():
-        _check_choices(name, getattr(cfg, name), known)
+    for spec in SEARCHED.values():
+        _check_searched(spec, getattr(cfg, spec.name))
     if cfg.dataset == "cifar10" and cfg.data_dir is None:
         raise _bad("data_dir", None, "a folder for cifar10 (local copy, or where to download it)")
     if cfg.dataset == "imagefolder" and cfg.data_dir is None:
@@ -451,19 +471,31 @@ def _validate_checkpoints(cfg: SearchConfig) -> None:
     if cfg.rewind_checkpoint is not None and cfg.checkpoint is None:
         raise _bad("rewind_checkpoint", str(cfg.rewind_checkpoint), "no value without --checkpoint (a trained "
                    "baseline keeps its own rewind points)")
-    if cfg.checkpoint is None or "lottery" not in cfg.methods:
+    if cfg.checkpoint is None:
         return
-    if cfg.rewind_checkpoint is None:
-        raise _bad("methods", cfg.methods, "methods without lottery when --checkpoint has no --rewind-checkpoint "
-                   "(lottery rewinds to early-training weights, which a trained checkpoint lacks)")
-    if tuple(cfg.lottery_rewind_iter) != (0,):
-        raise _bad("lottery_rewind_iter", cfg.lottery_rewind_iter, "0 with --checkpoint (the only early weights are "
-                   "--rewind-checkpoint's)")
+    rewinding = rewinding_methods(cfg)
+    if rewinding and cfg.rewind_checkpoint is None:
+        raise _bad("methods", cfg.methods, f"methods without {', '.join(rewinding)} when --checkpoint has no "
+                   "--rewind-checkpoint (it rewinds to early-training weights, which a trained checkpoint lacks)")
+    groups = setting_groups()
+    for method in rewinding:
+        problem = groups[method].check_against_baseline(searched_values(cfg, groups[method]), 0)
+        if problem is not None:
+            raise _bad(problem[0], getattr(cfg, problem[0]), "0 with --checkpoint (the only early weights are "
+                       "--rewind-checkpoint's)")
+
+
+def searched_values(cfg: SearchConfig, settings_type: type[MethodSettings]) -> dict[str, Any]:
+    """The ranges / choices `cfg` searches for one owner's settings, by name."""
+    return {spec.name: getattr(cfg, spec.name) for spec in settings_type.specs()}
 
 
 def rewind_points(cfg: SearchConfig) -> tuple[int, ...]:
-    """Iterations whose weights the baseline keeps: lottery's rewind points, when lottery is searched."""
-    return tuple(sorted(set(cfg.lottery_rewind_iter) | {0})) if "lottery" in cfg.methods else (0,)
+    """Iterations whose weights the baseline keeps (0, plus what the searched methods ask for:
+    lottery's rewind points)."""
+    groups = setting_groups()
+    asked = {k for m in cfg.methods for k in groups[m].baseline_checkpoints(searched_values(cfg, groups[m]))}
+    return tuple(sorted(asked | {0}))
 
 
 def check_against_data(cfg: SearchConfig, n_train: int, n_val: int, classes: list[str]) -> None:
@@ -475,14 +507,16 @@ def check_against_data(cfg: SearchConfig, n_train: int, n_val: int, classes: lis
         raise _bad("train_subset" if cfg.train_subset else "val_fraction",
                    cfg.train_subset or cfg.val_fraction,
                    f"settings that leave training and validation images (train {n_train}, val {n_val})")
-    if "lottery" in cfg.methods and cfg.checkpoint is None:
-        total = total_steps(n_train, cfg.batch_size, cfg.epochs[0])
-        late = [k for k in cfg.lottery_rewind_iter if k > total]
-        if late:
-            raise _bad("lottery_rewind_iter", cfg.lottery_rewind_iter,
-                       f"rewind points within the baseline's {total} training iterations "
-                       f"({n_train} images / batch {cfg.batch_size} x {cfg.epochs[0]:g} epochs); "
-                       "lower them or raise --baseline-epochs")
+    if cfg.checkpoint is not None:
+        return  # nothing is trained: the only rewind point is --rewind-checkpoint's (iteration 0)
+    total = total_steps(n_train, cfg.batch_size, cfg.epochs[0])
+    groups = setting_groups()
+    for method in cfg.methods:
+        problem = groups[method].check_against_baseline(searched_values(cfg, groups[method]), total)
+        if problem is not None:
+            name, accepted = problem
+            raise _bad(name, getattr(cfg, name), f"{accepted} ({n_train} images / batch {cfg.batch_size} x "
+                       f"{cfg.epochs[0]:g} epochs); lower them or raise --baseline-epochs")
 
 
 def config_to_dict(cfg: SearchConfig) -> dict[str, Any]:

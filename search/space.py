@@ -7,6 +7,10 @@ Deep models (ResNet-56: 57 convs) have too many layers for one free ratio each o
 them to every conv's ratio by depth. The expanded ratios still reach the trial as
 `sparsity.<layer>` keys (as constants), so trials and MLflow see per-layer ratios either way.
 
+Each searched setting is declared next to its owner (pruners/<method>.py,
+trainables.trial_config.FinetuneSettings) with its kind (int, float, log, choice), which says
+how it is suggested here.
+
 Filter pruning (FPGM) removes the output channels of layers joined by a residual addition
 together, at the ratio of the group's first layer. So only that layer's ratio is sampled; the
 others are set to it (constants), and Optuna's space has no dimension that changes nothing."""
@@ -22,29 +26,20 @@ import torch
 
 from pruners.fpgm import filter_layers
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
-from pruners.magnitude import GLOBAL_ALLOCATIONS
+from pruners.registry import get_pruner
+from pruners.settings import SettingSpec
 from pruners.surgery import coupled_layers
-from search.config import SearchConfig
-from trainables.trial import SPARSITY_PREFIX
+from search.config import SEARCHED, SearchConfig, setting_groups
+from trainables.trial_config import SPARSITY_PREFIX, FinetuneSettings
 
-# Which layers a method samples a ratio for. FPGM removes whole filters/neurons, never the
-# classifier's outputs (they are the classes); its ratio means "fraction of filters".
-STRUCTURAL_KINDS = ("conv_early", "conv", "fc")
+# Which layers a method samples a ratio for. A method whose ratio is a fraction of filters
+# (Pruner.ratios_are_filters: fpgm) never prunes the classifier's outputs (they are the classes).
+FILTER_KINDS = ("conv_early", "conv", "fc")
 ALL_KINDS = ("conv_early", "conv", "fc", "classifier")
-METHOD_LAYER_KINDS = {"fpgm": STRUCTURAL_KINDS}
-CHANNEL_METHODS = ("fpgm",)  # remove whole output channels, so residual-coupled layers share one ratio
-METHOD_SETTINGS = {
-    "magnitude": ("magnitude_scope",),
-    "taylor": ("taylor_batches",),
-    "lottery": ("lottery_rounds", "lottery_rewind_iter"),
-    "hybrid": ("hybrid_filter_ratio", "hybrid_temperature", "hybrid_alpha"),
-}
 CONV_KINDS = ("conv_early", "conv")
+# The schedule space's own settings (SearchConfig fields with search=True), sampled as floats.
 SCHEDULE_SETTINGS = ("schedule_start", "schedule_end", "schedule_curve")
 AUTO_SCHEDULE_LAYERS = 20  # "auto" uses the schedule above this many prunable layers
-INT_SETTINGS = ("taylor_batches", "lottery_rounds")
-CATEGORICAL_SETTINGS = ("magnitude_scope", "lottery_rewind_iter")
-LOG_SETTINGS = ("finetune_lr",)
 
 
 class LayerBounds(NamedTuple):
@@ -112,29 +107,37 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpe
     """`example_input`: one input batch of the model's shape (traced for residual coupling)."""
     base_epochs, finetune_epochs = cfg.epochs
     schedule = uses_schedule(cfg, model)
-    ranges = tuple((name, getattr(cfg, name)) for name in
-                   ("finetune_lr", *[s for m in cfg.methods for s in METHOD_SETTINGS.get(m, ())]))
-    if "magnitude" in cfg.methods and set(GLOBAL_ALLOCATIONS) & set(cfg.magnitude_scope):
-        ranges += (("global_sparsity", cfg.global_sparsity),)
+    groups = setting_groups()
+    owners = [groups["finetune"], *(groups[m] for m in cfg.methods)]
+    ranges = tuple((spec.name, getattr(cfg, spec.name)) for owner in owners for spec in owner.specs()
+                   if _may_apply(spec, cfg))
     if schedule:
         ranges += tuple((name, getattr(cfg, name)) for name in SCHEDULE_SETTINGS)
     # `space` is the resolved one ("auto" becomes what it chose), so each trial's params say it.
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
                  ("seed", cfg.seed), ("augment", cfg.augment_on), ("latency_batch", cfg.latency_batch),
                  ("space", "schedule" if schedule else "per-layer"))
-    coupling = channel_coupling(model, example_input) if set(cfg.methods) & set(CHANNEL_METHODS) else {}
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, example_input)), ranges, constants, schedule)
+    filter_methods = [m for m in cfg.methods if get_pruner(m).ratios_are_filters]
+    coupling = channel_coupling(model, example_input) if filter_methods else {}
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, example_input)), ranges, constants,
+                     schedule)
+
+
+def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:
+    """A setting with a `when` condition is in the space only if the search can meet it."""
+    return spec.when is None or bool(set(getattr(cfg, spec.when[0])) & set(spec.when[1]))
 
 
 def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
-    if name in CATEGORICAL_SETTINGS:
+    kind = SEARCHED[name].kind if name in SEARCHED else "float"  # the schedule's settings are floats
+    if kind == "choice":
         return rng[0] if len(rng) == 1 else trial.suggest_categorical(name, list(rng))
     lo, hi = rng
     if lo == hi:
-        return int(lo) if name in INT_SETTINGS else lo
-    if name in INT_SETTINGS:
+        return int(lo) if kind == "int" else lo
+    if kind == "int":
         return trial.suggest_int(name, int(lo), int(hi))
-    return trial.suggest_float(name, lo, hi, log=name in LOG_SETTINGS)
+    return trial.suggest_float(name, lo, hi, log=kind == "log")
 
 
 def _sample(trial: optuna.Trial, name: str, rng: Any, fixed: dict[str, Any]) -> Any:
@@ -146,6 +149,17 @@ def _sample(trial: optuna.Trial, name: str, rng: Any, fixed: dict[str, Any]) -> 
     return value
 
 
+def _sample_settings(trial: optuna.Trial, method: str, ranges: dict[str, Any], fixed: dict[str, Any]) -> bool:
+    """Sample the fine-tune's and the method's settings (in declaration order, so a `when`
+    condition sees the setting it depends on); returns whether the method takes per-layer ratios."""
+    settings_type = get_pruner(method).settings_type
+    values: dict[str, Any] = {}
+    for spec in (*FinetuneSettings.specs(), *settings_type.specs()):
+        if spec.active(values) and spec.name in ranges:
+            values[spec.name] = _sample(trial, spec.name, ranges[spec.name], fixed)
+    return settings_type.from_values(values).uses_layer_ratios()
+
+
 def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
     """Samples into `trial`; returns the constants (and unsampled fixed values) to merge."""
     ranges = dict(spec.ranges)
@@ -153,15 +167,12 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
     method = spec.methods[0] if len(spec.methods) == 1 else trial.suggest_categorical("method", list(spec.methods))
     if len(spec.methods) == 1:
         fixed["method"] = method
-    for name in ["finetune_lr", *METHOD_SETTINGS.get(method, ())]:
-        _sample(trial, name, ranges[name], fixed)
-    if method == "magnitude" and trial.params.get("magnitude_scope", fixed.get("magnitude_scope")) in GLOBAL_ALLOCATIONS:
-        _sample(trial, "global_sparsity", ranges["global_sparsity"], fixed)
-        return fixed  # one global target spread by the allocation: no per-layer ratios
-    kinds = METHOD_LAYER_KINDS.get(method, ALL_KINDS)
-    # Channel methods skip the layers the dependency graph leaves dense: no dimension that changes nothing.
-    layers = [layer for layer in spec.layers
-              if layer.kind in kinds and (layer.filters or method not in CHANNEL_METHODS)]
+    if not _sample_settings(trial, method, ranges, fixed):
+        return fixed  # one global target spread by the method itself: no per-layer ratios
+    filters = get_pruner(method).ratios_are_filters
+    kinds = FILTER_KINDS if filters else ALL_KINDS
+    # Filter methods skip the layers the dependency graph leaves dense: no dimension that changes nothing.
+    layers = [layer for layer in spec.layers if layer.kind in kinds and (layer.filters or not filters)]
     scheduled: dict[str, float] = {}
     if spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
         start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
@@ -169,7 +180,7 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
     for layer in sorted(layers, key=lambda b: b.follows is not None):  # roots before the layers following them
         key = SPARSITY_PREFIX + layer.name
-        if layer.follows is not None and method in CHANNEL_METHODS:
+        if layer.follows is not None and filters:
             root_key = SPARSITY_PREFIX + layer.follows
             root_ratio = fixed.get(root_key, trial.params.get(root_key))
             if root_ratio is not None:

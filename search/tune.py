@@ -23,7 +23,8 @@ from mlflow_config import artifacts, tracking
 from mlflow_config.secrets import redact
 from search.config import SearchConfig
 from results.pareto import Point, front
-from trainables.trial import SPARSITY_PREFIX, run_trial
+from trainables.trial import run_trial
+from trainables.trial_config import OPTUNA_TRIAL, SPARSITY_PREFIX, TrialConfig
 from trainables.measure import VAL_ACC
 
 
@@ -49,24 +50,24 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
     torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
     device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
     client = MlflowClient(tracking.use_credentials(run_ctx.tracking_uri))  # basic auth from the URI, any node
-    finished = _finished_run(client, run_ctx, config.get("optuna_trial"))
+    finished = _finished_run(client, run_ctx, config.get(OPTUNA_TRIAL))
     if finished is not None:  # a retry after the run had finished: report it, don't redo it
         tune.report({**finished.data.metrics, "mlflow_run_id": finished.info.run_id})
         return
     ray_trial_id = tune.get_context().get_trial_id() or "local"
-    method = str(config["method"])
+    tc = TrialConfig.from_flat(config)
     run_id = tracking.start_run(
-        client, run_ctx.experiment_id, name=f"{method}-{config.get('optuna_trial', ray_trial_id)}",
+        client, run_ctx.experiment_id, name=f"{tc.method}-{ray_trial_id if tc.optuna_trial is None else tc.optuna_trial}",
         parent_run_id=run_ctx.parent_run_id,
-        tags={"method": method, "search": run_ctx.search_name, "ray_trial_id": ray_trial_id, "pareto": "false",
+        tags={"method": tc.method, "search": run_ctx.search_name, "ray_trial_id": ray_trial_id, "pareto": "false",
               "ray_node_id": ray.get_runtime_context().get_node_id()})
-    tracking.log_params(client, run_id, config)
+    tracking.log_params(client, run_id, tc.as_params())
     try:
-        outcome = run_trial(config, data, baseline, device=device)
+        outcome = run_trial(tc, data, baseline, device=device)
         tracking.log_metrics(client, run_id, outcome.metrics)
         # One sparsity param per layer even where the method did not sample it (achieved value).
         tracking.log_params(client, run_id, {f"{SPARSITY_PREFIX}{k}": v for k, v in outcome.effective_ratios.items()
-                                             if f"{SPARSITY_PREFIX}{k}" not in config})
+                                             if k not in tc.ratios})
         tracking.log_metrics(client, run_id, {f"achieved_sparsity.{k}": v for k, v in outcome.layer_sparsity.items()})
         artifacts.log_tensors(client, run_id, outcome.masks, artifacts.MASKS_DIR, artifacts.MASKS_FILE)
         artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)
@@ -112,7 +113,7 @@ class RecordingOptunaSearch(OptunaSearch):
         config = super().suggest(trial_id)
         if config is not None:
             # Links the Ray trial and its MLflow run to this Optuna trial (resume reconciles on it).
-            config["optuna_trial"] = self._ot_trials[trial_id].number
+            config[OPTUNA_TRIAL] = self._ot_trials[trial_id].number
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):

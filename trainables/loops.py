@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pruners.base import Distillation
 from pruners.masking import bind_masks
 from trainables.data import Split
 
@@ -92,8 +93,7 @@ def train(
     seed: int,
     masks: Mapping[str, torch.Tensor] | None = None,
     teacher: nn.Module | None = None,
-    kd_temperature: float = 4.0,
-    kd_alpha: float = 0.5,
+    distill: Distillation | None = None,
     weight_decay: float = 5e-4,
     on_iteration: Callable[[int, nn.Module], None] | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
@@ -104,7 +104,8 @@ def train(
     one-cycle schedule peaking at `lr` (warm-up then cosine annealing; trains a dense model well
     in few epochs). With `masks`, pruned weights are re-zeroed after
     every step, so they stay exactly 0 (momentum and weight decay cannot revive them).
-    With `teacher`, the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T) (Hinton et al.).
+    With `teacher` and `distill` (T, a), the loss is (1-a)*CE + a*T^2*KL(student/T || teacher/T)
+    (Hinton et al.).
     `on_iteration(i, model)` is called before step i (i=0 is the untrained model);
     `on_epoch(epoch, epochs, mean_loss)` after each epoch (1-based; a fractional last epoch counts).
     Returns the mean loss of the last epoch."""
@@ -114,6 +115,8 @@ def train(
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     sched = _scheduler(opt, schedule, lr, total)
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
+    if (teacher is None) != (distill is None):
+        raise ValueError("distillation needs both a teacher and its settings (pruners.base.Distillation)")
     if teacher is not None:
         teacher.eval()
     step, last_losses, epoch, epochs = 0, [], 0, math.ceil(total / steps_per_epoch)
@@ -126,12 +129,12 @@ def train(
             if on_iteration is not None:
                 on_iteration(step, model)
             out = model(x)
-            if teacher is None:
+            if teacher is None or distill is None:
                 loss = F.cross_entropy(out, y)
             else:
                 with torch.no_grad():
                     teacher_out = teacher(x)
-                loss = distillation_loss(out, teacher_out, y, kd_temperature, kd_alpha)
+                loss = distillation_loss(out, teacher_out, y, distill.temperature, distill.alpha)
             if not torch.isfinite(loss):
                 raise DivergedError(f"loss became {loss.item()} at step {step} (lr={lr})")
             opt.zero_grad(set_to_none=True)

@@ -1,9 +1,8 @@
 """One trial, without Ray or MLflow: baseline -> prune -> fine-tune with masks kept ->
 (int8) -> evaluate -> measure. `search.tune` wraps it for Ray Tune and records it in MLflow.
 
-`config` is the flat trial config; its keys are the search settings' names (`method`,
-`sparsity.<layer>`, `taylor_batches`, `finetune_lr`, ...), the same keys Optuna, Ray Tune
-and MLflow use.
+`tc` is the typed TrialConfig (trainables.trial_config), built once from the flat config
+Optuna, Ray Tune and MLflow share (`method`, `sparsity.<layer>`, `taylor_batches`, ...).
 """
 from __future__ import annotations
 
@@ -14,17 +13,17 @@ from typing import Mapping
 
 import torch
 
-from pruners.base import PruneContext
+from pruners.base import Distillation, PruneContext
 from pruners.layers import prunable_layers
 from pruners.quantize import quantize_int8_
 from pruners.registry import get_pruner
 from trainables import compress
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle
+from trainables.trial_config import TrialConfig
 from trainables.loops import batches, evaluate, recalibrate_bn, train
 from trainables.measure import TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
 
-SPARSITY_PREFIX = "sparsity."
 
 
 @dataclass
@@ -39,25 +38,19 @@ class TrialOutcome:
     effective_ratios: dict[str, float] = field(default_factory=dict)
 
 
-def layer_ratios(config: Mapping[str, object]) -> dict[str, float]:
-    return {k[len(SPARSITY_PREFIX):]: float(v) for k, v in config.items() if k.startswith(SPARSITY_PREFIX)}
-
-
-def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Baseline,
+def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
               device: str = "cpu", log=lambda msg: None) -> TrialOutcome:
     start = time.perf_counter()
     if device != "cpu":
         data = data.to(device)  # once per trial; batches are then sliced on the device
-    seed = int(config["seed"])
-    epochs, lr, bs = float(config["finetune_epochs"]), float(config["finetune_lr"]), int(config["batch_size"])
-    norm_train, norm_eval = normalizer(data, bool(config["augment"])), normalizer(data, False)
-    dense = baseline.build(str(config["model"]), data).to(device).eval()
+    seed, epochs, lr, bs = tc.seed, tc.finetune_epochs, tc.finetune.finetune_lr, tc.batch_size
+    norm_train, norm_eval = normalizer(data, tc.augment), normalizer(data, False)
+    dense = baseline.build(tc.model, data).to(device).eval()
     example = norm_eval(data.val.x[:1])
 
-    def fine_tune(model, masks, teacher=None):
+    def fine_tune(model, masks, distill: Distillation | None = None):
         train(model, data.train, norm_train, epochs=epochs, lr=lr, batch_size=bs, seed=seed, masks=masks,
-              teacher=teacher, kd_temperature=float(config.get("hybrid_temperature", 4.0)),
-              kd_alpha=float(config.get("hybrid_alpha", 0.5)), device=device)
+              teacher=copy.deepcopy(dense) if distill else None, distill=distill, device=device)
 
     ctx = PruneContext(
         example_input=example,
@@ -67,12 +60,11 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
         recalibrate_bn=lambda m: recalibrate_bn(m, data.train, norm_train, seed=seed, device=device),
     )
     torch.manual_seed(seed)
-    method = str(config["method"])
-    log(f"pruning with {method}")
-    result = get_pruner(method)(dense, layer_ratios(config), config, ctx)
+    log(f"pruning with {tc.method}")
+    result = get_pruner(tc.method)(dense, tc.ratios, tc.settings, ctx)
     model, masks = result.model.to(device), dict(result.masks)
     log(f"fine-tuning {epochs} epochs")
-    fine_tune(model, masks, teacher=copy.deepcopy(dense) if result.distill else None)
+    fine_tune(model, masks, result.distill)
 
     int8_scales = {}
     if result.weight_bits == 8:
@@ -97,16 +89,15 @@ def run_trial(config: Mapping[str, object], data: DatasetBundle, baseline: Basel
         "nonzero_params": float(count_nonzero(model)),
         "sparsity": 1.0 - count_nonzero(model) / count_params(dense),
         "flops": float(count_flops(model, example)),
-        "latency_ms": latency_ms(model, example, int(config["latency_batch"])),
+        "latency_ms": latency_ms(model, example, tc.latency_batch),
     }
     metrics["cost_s"] = time.perf_counter() - start
     per_layer = {n: 1.0 - float(m.float().mean()) for n, m in masks.items()}
     return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer,
-                        _effective_ratios(config, dense, result.kept_channels, per_layer))
+                        _effective_ratios(tc.ratios, dense, result.kept_channels, per_layer))
 
 
-def _effective_ratios(config, dense, kept_channels, per_layer) -> dict[str, float]:
-    sampled = layer_ratios(config)
+def _effective_ratios(sampled: Mapping[str, float], dense, kept_channels, per_layer) -> dict[str, float]:
     out = {}
     for name, module in prunable_layers(dense).items():
         if name in sampled:

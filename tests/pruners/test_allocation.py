@@ -16,7 +16,7 @@ from pruners.registry import get_pruner
 from search.config import SearchConfig
 from search.space import define_space, make_spec
 from trainables.models import SimpleCNN, build_model
-from trainables.trial import SPARSITY_PREFIX
+from trainables.trial_config import SPARSITY_PREFIX
 
 
 def test_lamp_scores_follow_the_papers_formula_on_a_hand_built_tensor():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from pruners.base import PruneContext
+from pruners.base import Distillation, PruneContext
 from pruners.quantize import int8_scales, int8_values, quantize_int8_
 from pruners.registry import get_pruner
 from trainables.models import SimpleCNN
@@ -45,7 +45,7 @@ def test_filters_removed_then_weights_masked_on_the_smaller_model():
 def test_asks_for_int8_and_distillation_and_recalibrates_bn():
     seen = []
     result = run(recalibrate=seen.append)
-    assert result.weight_bits == 8 and result.distill is True
+    assert result.weight_bits == 8 and result.distill == Distillation(4.0, 0.5)  # the settings travel
     assert len(seen) == 1 and seen[0] is result.model
 
 

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from mlflow_config import tracking
-from results import evaluate, reproduce
+from results import cli, evaluate, reproduce
 
 # torch.save's zip container: ~1.5 KiB fixed (archive header, pickle, version records) plus ~300 B
 # per tensor (zip entry, 64-byte alignment, pickle record), whatever the tensor's size.
@@ -28,7 +28,7 @@ def pareto_runs(search) -> list:
 
 
 def load(search, run_id: str) -> reproduce.Trial:
-    client, uri = reproduce.open_store(search.tracking_uri, search.home)
+    client, uri = cli.open_store(search.tracking_uri, search.home)
     return reproduce.load_trial(client, run_id, uri, home=search.home)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mlflow_config import tracking
-from results import export, reproduce
+from results import cli, export, reproduce
 from trainables.models import build_model
 
 ONNX_READY = all(importlib.util.find_spec(p) for p in export.ONNX_PACKAGES)
@@ -20,7 +20,7 @@ FORMATS = ["state_dict", "torchscript", pytest.param("onnx", marks=pytest.mark.s
 
 
 def trial_of(search, method: str) -> reproduce.Trial:
-    client, uri = reproduce.open_store(search.tracking_uri, search.home)
+    client, uri = cli.open_store(search.tracking_uri, search.home)
     runs = [r for r in tracking.child_runs(client, search.experiment_id, search.parent_run_id)
             if r.data.tags["method"] == method]
     assert runs, f"no {method} trial in the search"

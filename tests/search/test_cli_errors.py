@@ -263,10 +263,11 @@ def test_missing_config_file_exits_2(guarded, tmp_path, capsys):
 
 def test_accepted_limits_are_the_pruners_own():
     """Validation derives the hybrid limit from the pruner: what one accepts, the other runs."""
-    from pruners.hybrid import MAX_FILTER_RATIO
-    from search.config import METHOD_RANGE_RULES, ConfigError, load_config
+    from pruners.hybrid import FILTER_RATIOS
+    from search.config import SEARCHED, ConfigError, load_config
 
-    assert METHOD_RANGE_RULES["hybrid_filter_ratio"].hi == MAX_FILTER_RATIO
+    assert SEARCHED["hybrid_filter_ratio"].accepted is FILTER_RATIOS
+    MAX_FILTER_RATIO = FILTER_RATIOS.hi
     below = round(MAX_FILTER_RATIO - 0.01, 6)
     assert load_config(["--hybrid-filter-ratio", f"0,{below}"]).hybrid_filter_ratio == (0.0, below)
     with pytest.raises(ConfigError):

@@ -11,7 +11,7 @@ from search.config import SAMPLERS, SearchConfig
 from search.space import define_space, make_spec
 from search.tune import make_sampler
 from trainables.models import build_model
-from trainables.trial import SPARSITY_PREFIX
+from trainables.trial_config import SPARSITY_PREFIX
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 N = 16

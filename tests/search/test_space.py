@@ -11,7 +11,7 @@ import torch
 from search.config import SearchConfig
 from search.space import LayerBounds, define_space, expand_schedule, layer_bounds, make_spec, space_fn
 from trainables.models import build_model
-from trainables.trial import SPARSITY_PREFIX
+from trainables.trial_config import SPARSITY_PREFIX
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 METHODS = ("magnitude", "taylor", "fpgm", "lottery", "hybrid")

@@ -5,6 +5,8 @@ import copy
 
 import pytest
 import torch
+
+from pruners.base import Distillation
 from torch import nn
 
 from pruners.base import PruneContext
@@ -27,7 +29,7 @@ def test_pruned_weights_stay_exactly_zero_through_fine_tuning_with_momentum_deca
     model = result.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     train(model, data.train, norm, epochs=2, lr=0.1, batch_size=32, seed=1, masks=result.masks,
-          teacher=copy.deepcopy(dense), weight_decay=1e-3)
+          teacher=copy.deepcopy(dense), distill=Distillation(4.0, 0.5), weight_decay=1e-3)
     params = dict(model.named_parameters())
     for name, mask in result.masks.items():
         assert torch.count_nonzero(params[name][~mask]) == 0, name  # exactly 0, not small
@@ -123,7 +125,7 @@ def test_fine_tuning_distills_from_the_teachers_logits(monkeypatch):
 
     monkeypatch.setattr(loops, "distillation_loss", spy)
     train(student, data.train, norm, epochs=1, lr=0.01, batch_size=64, seed=0, teacher=teacher,
-          kd_temperature=3.0, kd_alpha=0.7)
+          distill=Distillation(3.0, 0.7))
     assert len(calls) == 1
     teacher_out, temperature, alpha = calls[0]
     x = next(loops.batches(data.train, 64, norm, torch.Generator().manual_seed(0)))[0]

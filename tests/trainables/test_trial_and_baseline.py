@@ -8,6 +8,7 @@ from trainables import compress
 from trainables.baseline import BaselineSpec, get_baseline
 from trainables.data import DataError
 from trainables.trial import run_trial
+from trainables.trial_config import TrialConfig
 from tests.trainables.helpers import small_digits
 
 SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augment=False, rewind_iters=(0, 5))
@@ -24,7 +25,7 @@ def test_magnitude_trial_hits_each_requested_ratio_to_one_weight(baseline):
     ratios = {"conv1": 0.13, "conv2": 0.61, "fc1": 0.947, "fc2": 0.33}
     config = {**CONSTANTS, "method": "magnitude", "magnitude_scope": "layer",
               **{f"sparsity.{k}": v for k, v in ratios.items()}}
-    out = run_trial(config, small_digits(), baseline)
+    out = run_trial(TrialConfig.from_flat(config), small_digits(), baseline)
     dense = baseline.build("simplecnn", small_digits())
     layers = dict(dense.named_modules())
     for name, ratio in ratios.items():
@@ -41,7 +42,8 @@ def test_magnitude_trial_hits_each_requested_ratio_to_one_weight(baseline):
 def test_trial_is_reproducible_for_a_seed(baseline):
     config = {**CONSTANTS, "method": "taylor", "taylor_batches": 2, "sparsity.conv1": 0.1, "sparsity.conv2": 0.5,
               "sparsity.fc1": 0.9, "sparsity.fc2": 0.3}
-    a, b = run_trial(config, small_digits(), baseline), run_trial(config, small_digits(), baseline)
+    tc = TrialConfig.from_flat(config)
+    a, b = run_trial(tc, small_digits(), baseline), run_trial(tc, small_digits(), baseline)
     assert a.metrics["val_acc"] == b.metrics["val_acc"]
     for k in a.encoded:
         assert torch.equal(a.encoded[k], b.encoded[k])
