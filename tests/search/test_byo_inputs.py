@@ -144,3 +144,26 @@ def test_factory_gets_num_classes_and_a_file_spec_is_made_absolute(files, monkey
     assert cfg.model == f"{files}/factories.py:linear"
     model = build_model(cfg.model, 1, 7, 8)
     assert isinstance(model, nn.Linear) and model.out_features == 7
+
+
+def test_api_turns_a_module_into_its_class_and_a_checkpoint(tmp_path):
+    from search import api
+    from tests.search.test_byo_model import TinyNet
+
+    model = TinyNet(10)
+    argv = api._model_args(model, tmp_path)
+    assert argv[:2] == ["--model", "tests.search.test_byo_model:TinyNet"]
+    saved = torch.load(argv[3], weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_api_rejects_a_lambda_and_data_it_cannot_store(tmp_path):
+    from search import api
+    from search.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not a lambda"):
+        api.factory_spec(lambda num_classes: build(num_classes))
+    with pytest.raises(ConfigError, match=r"outside \[0, 1\]"):
+        api.write_splits(tmp_path, {"train": (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]))})
+    with pytest.raises(ConfigError, match=r"labels \[1\] never occur"):
+        api.write_splits(tmp_path, {"train": (torch.rand(4, 1, 8, 8), torch.tensor([0, 2, 0, 2]))})

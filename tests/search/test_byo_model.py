@@ -232,3 +232,31 @@ def test_torchvision_models_by_factory_spec(tmp_path, ray_session, name):
 
     dense = sum(p.numel() for p in getattr(models, name)(num_classes=10).parameters())
     assert all(r.data.metrics["params"] < dense for r in trials)  # physically smaller through the graph
+
+
+def digits_tensors(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = read_split(folder)
+    return x, y  # floats in [0, 1], N x 1 x 8 x 8
+
+
+def test_python_api_searches_and_loads_a_point(tmp_path, ray_session):
+    from search import api
+
+    data_dir = write_digits_folder(tmp_path / "digits")
+    home = tmp_path / "home"
+    result = api.search(model=build, train=digits_tensors(data_dir / "train"), val=digits_tensors(data_dir / "val"),
+                        budget=2, methods=("hybrid",), baseline_epochs=2, finetune_epochs=1, normalize="none",
+                        home=home, name="api", log=lambda line: None)
+    assert result.exit_code == 0 and result.front
+    client = MlflowClient(result.tracking_uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.params["model"] == f"{__name__}:build"  # the CLI's records: the factory spec, the data
+    assert parent.data.params["dataset"] == "imagefolder"
+    row = result.front[0]
+    assert row["method"] == "hybrid" and {"val_acc", "test_acc", "size_bytes", "params"} <= set(row)
+    model = api.load_point(row["run_id"], home=home)
+    assert isinstance(model, nn.Module)
+    params = sum(p.numel() for p in model.parameters())
+    assert params == row["params"] < sum(p.numel() for p in build(10).parameters())  # physically smaller
+    nonzero = sum(int((p != 0).sum()) for p in model.parameters())
+    assert nonzero == row["nonzero_params"]  # the masked weights come back exactly zero
