@@ -11,7 +11,6 @@ reported, never crashed on.
 from __future__ import annotations
 
 import copy
-import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -30,18 +29,22 @@ class LayerPlan:
         return name not in self.classifiers and name not in self.dense
 
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, LayerPlan]]" = weakref.WeakKeyDictionary()
+# The plan depends on the architecture and the input shape, not on weights: trials of one search
+# (each with its own copy of the model, in a reused Ray actor) share it.
+_CACHE: dict[tuple, LayerPlan] = {}
+_CACHE_SIZE = 8
 
 
 def layer_plan(model: nn.Module, example_input: torch.Tensor) -> LayerPlan:
-    """The plan of `model` (cached while its shapes and the input shape stay the same)."""
-    signature = (tuple(example_input.shape), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
-    hit = _CACHE.get(model)
-    if hit is not None and hit[0] == signature:
-        return hit[1]
-    plan = _analyze(model, example_input)
-    _CACHE[model] = (signature, plan)
-    return plan
+    """The plan of `model` for inputs shaped like `example_input` (cached by architecture)."""
+    key = (type(model).__module__, type(model).__qualname__, repr(model), tuple(example_input.shape),
+           tuple((n, type(m).__name__, tuple(p.shape)) for n, m in model.named_modules()
+                 for p in m.parameters(recurse=False)))
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _analyze(model, example_input)
+    return _CACHE[key]
 
 
 def run_order(model: nn.Module, example_input: torch.Tensor) -> list[str]:
@@ -69,7 +72,15 @@ def _analyze(model: nn.Module, example_input: torch.Tensor) -> LayerPlan:
     ran = run_order(model, example_input)
     dense = {n: "not called by the forward pass as a module (e.g. used through a functional op)"
              for n in layers if n not in ran}
-    DG = surgery._build_graph(model, example_input)
+    try:
+        DG = surgery._build_graph(model, example_input)
+    except Exception as exc:  # noqa: BLE001 - Torch-Pruning cannot trace every model: leave it dense
+        text = str(exc).strip().splitlines()
+        why = f"the dependency graph cannot be built ({type(exc).__name__}: {text[0][:120] if text else ''})"
+        # Without a graph the classifier is the layer that runs last: its outputs are the classes.
+        classifiers = frozenset(ran[-1:])
+        order = tuple(ran) + tuple(n for n in layers if n not in ran)
+        return LayerPlan(order, classifiers, {**dense, **{n: why for n in ran if n not in classifiers}})
     names_of = {m: n for n, m in layers.items()}
     classifiers = frozenset(_output_layers(DG, names_of))
     for name in ran:
