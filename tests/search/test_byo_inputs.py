@@ -167,3 +167,20 @@ def test_api_rejects_a_lambda_and_data_it_cannot_store(tmp_path):
         api.write_splits(tmp_path, {"train": (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]))})
     with pytest.raises(ConfigError, match=r"labels \[1\] never occur"):
         api.write_splits(tmp_path, {"train": (torch.rand(4, 1, 8, 8), torch.tensor([0, 2, 0, 2]))})
+
+
+def test_factory_code_is_shipped_to_a_joined_clusters_workers(files, monkeypatch):
+    """On --address, the factory's file goes into the job's runtime_env py_modules; an installed
+    package (torchvision) is not shipped; a local Ray gets nothing (same files)."""
+    import ray
+
+    from search import cluster
+    from trainables.models import factory_code
+
+    assert factory_code(f"{files}/factories.py:linear") == files / "factories.py"
+    assert factory_code("torchvision.models:resnet18") is None and factory_code("simplecnn") is None
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    cluster.start_ray("127.0.0.1:6379", [str(files / "factories.py")])
+    assert seen["runtime_env"] == {"py_modules": [str(files / "factories.py")]}
