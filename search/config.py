@@ -27,7 +27,7 @@ from trainables.data import parse_normalize
 from trainables.models import MODELS, is_factory_spec, model_label, resolve_spec
 from trainables.trial_config import FinetuneSettings
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SPACES = ("auto", "per-layer", "schedule")
 SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
 
@@ -82,8 +82,7 @@ class _WhatToSearch:
                                  "state_dict/model): no baseline training, its accuracy is measured")
     rewind_checkpoint: Path | None = _f(None, "with --checkpoint: the model's weights at initialization, for "
                                         "lottery to rewind to (without it lottery is left out)")
-    methods: tuple[str, ...] = _f(("magnitude", "taylor", "fpgm", "lottery", "hybrid"),
-                                  "comma-separated pruning methods to compare")
+    methods: tuple[str, ...] = _f(tuple(method_names()), "comma-separated pruning methods to compare")
     objective: str = _f("size", f"second objective, minimized against val accuracy: {', '.join(OBJECTIVES)}")
     sampler: str = _f("tpe", f"Optuna sampler: {', '.join(SAMPLERS)}")
     enqueue_recipe: bool = _f(True, "start with the article's uniform global-magnitude recipe (20/50/80/90/95%%) "
@@ -94,6 +93,9 @@ class _WhatToSearch:
     bounds_conv: Range = _f((0.0, 0.7), "sparsity bounds of later conv layers")
     bounds_fc: Range = _f((0.0, 0.98), "sparsity bounds of hidden fully connected layers (aggressive)")
     bounds_classifier: Range = _f((0.0, 0.5), "sparsity bounds of the final classifier (careful)")
+    sensitivity_drop: float = _f(0.0, "cap each layer's upper bound at the largest ratio where pruning that layer "
+                                 "alone (BatchNorm recalibrated, no fine-tune) costs at most this much val "
+                                 "accuracy, e.g. 0.05; a per-layer scan cached with the baseline (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -382,7 +384,8 @@ FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 SCALAR_RULES: dict[str, Interval] = {
     "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
     "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
-    "train_subset": NON_NEGATIVE, "image_size": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
+    "train_subset": NON_NEGATIVE, "image_size": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0),
+    "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
     "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
 }
 # Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.

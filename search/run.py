@@ -146,6 +146,19 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
             ray.shutdown()
 
 
+def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline, log) -> dict[str, float] | None:
+    """Per-layer upper bounds from the sensitivity scan (--sensitivity-drop), or None when off."""
+    if not cfg.sensitivity_drop:
+        return None
+    from trainables.sensitivity import get_sensitivity
+
+    sens = get_sensitivity(baseline, cfg.model, data, home, seed=cfg.seed, log=log)
+    caps = {layer: sens.cap(layer, cfg.sensitivity_drop) for layer in sens.val_acc}
+    log("sensitivity: upper bounds (largest ratio costing <= "
+        f"{cfg.sensitivity_drop:g} val accuracy alone): " + ", ".join(f"{k} {v:g}" for k, v in caps.items()))
+    return caps
+
+
 def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
     import os
 
@@ -160,7 +173,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
 
     metric = cfg.objective_metric
     model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
-    spec = make_spec(cfg, model, example)
+    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline, log))
     _report_graph(rec, model, example, log)
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),

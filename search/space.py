@@ -71,13 +71,16 @@ def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
 
 
 def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None,
+                 caps: dict[str, float] | None = None,
                  example_input: torch.Tensor | None = None) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
     between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier.
+    `caps` (the sensitivity scan's, trainables.sensitivity) lower a layer's upper bound further.
     In depth order (the graph's, given an example input)."""
     depth = conv_depth(model, example_input)
     filters = set(filter_layers(model, prunable_layers(model), example_input))
     coupling = coupling or {}
+    caps = caps or {}
     out = []
     for name, kind in layer_kinds(model, example_input).items():
         d = depth.get(name)
@@ -86,6 +89,8 @@ def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = Non
             lo, hi = elo + (clo - elo) * d, ehi + (chi - ehi) * d
         else:
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
+        hi = min(hi, caps.get(name, hi))
+        lo = min(lo, hi)
         out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name), name in filters))
     return out
 
@@ -103,8 +108,9 @@ def expand_schedule(layers: Iterable[LayerBounds], start: float, end: float, cur
     }
 
 
-def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpec:
-    """`example_input`: one input batch of the model's shape (traced for residual coupling)."""
+def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor, caps: dict[str, float] | None = None) -> SpaceSpec:
+    """`example_input`: one input batch of the model's shape (traced for residual coupling);
+    `caps`: per-layer upper bounds from the sensitivity scan, if the search uses one."""
     base_epochs, finetune_epochs = cfg.epochs
     schedule = uses_schedule(cfg, model)
     groups = setting_groups()
@@ -119,8 +125,8 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor) -> SpaceSpe
                  ("space", "schedule" if schedule else "per-layer"))
     filter_methods = [m for m in cfg.methods if get_pruner(m).ratios_are_filters]
     coupling = channel_coupling(model, example_input) if filter_methods else {}
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, example_input)), ranges, constants,
-                     schedule)
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, caps, example_input)), ranges,
+                     constants, schedule)
 
 
 def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:

@@ -161,6 +161,12 @@ def make_sampler(cfg: SearchConfig, trials_before: int = 0) -> optuna.samplers.B
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
         if cfg.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, cfg.budget // 4)))
+        if cfg.sampler == "gp":
+            # Gaussian process with log-EHVI for two objectives. It models the settings every
+            # trial shares (method, finetune_lr) jointly; a method's own settings and layer ratios
+            # exist only in some trials and are sampled independently (hence no warning each time).
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(2, min(10, cfg.budget // 4)),
+                                             warn_independent_sampling=False)
         return optuna.samplers.RandomSampler(seed=seed)
 
 

@@ -22,3 +22,11 @@ def test_every_searched_setting_has_a_row_in_the_readme_table():
     assert {"method", "sparsity.<layer>"} <= keys  # the table was found and parsed
     missing = sorted(set(searched_fields()) - keys)
     assert not missing, f"README search-space table lacks {missing}"
+
+
+def test_every_registered_method_has_a_row_in_the_readme_methods_table():
+    from pruners.registry import method_names
+
+    table = README.read_text().split("## The five methods", 1)[1].split("\n\n", 3)[2]
+    rows = {row.split("|")[1].strip().strip("`") for row in table.splitlines() if row.startswith("| `")}
+    assert rows == set(method_names())
