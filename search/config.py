@@ -20,10 +20,9 @@ from mlflow_config.secrets import redact
 from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.registry import method_names, method_settings
 from pruners.settings import AT_LEAST_1, NON_NEGATIVE, POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
-from trainables.data import DATASETS
+from trainables.data import DATASETS, parse_normalize
 from trainables.loops import SCHEDULES, total_steps
 from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
-from trainables.data import parse_normalize
 from trainables.models import MODELS, is_factory_spec, model_label, resolve_spec
 from trainables.trial_config import FinetuneSettings
 

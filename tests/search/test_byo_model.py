@@ -4,7 +4,6 @@ average pooling), a checkpoint trained here by a plain PyTorch loop, the digits 
 on disk, every method; then torchvision models by `--model torchvision.models:NAME`."""
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
