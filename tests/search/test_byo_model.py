@@ -259,3 +259,13 @@ def test_python_api_searches_and_loads_a_point(tmp_path, ray_session):
     assert params == row["params"] < sum(p.numel() for p in build(10).parameters())  # physically smaller
     nonzero = sum(int((p != 0).sum()) for p in model.parameters())
     assert nonzero == row["nonzero_params"]  # the masked weights come back exactly zero
+
+
+def test_resume_rebuilds_the_search_from_its_record(byo, capsys):
+    """The record keeps the factory spec and the checkpoint: a resume reuses the checkpoint-keyed
+    baseline (nothing trained) and closes the search again. Last: it touches the parent run."""
+    from search.run import main
+
+    assert main(["--home", str(byo["home"]), "--resume", "byo"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing cached dense model" in out and "resuming with 5 of 5 trials done" in out
