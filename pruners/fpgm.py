@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pruners.base import PruneContext, PruneResult
+from pruners.graph import layer_plan
 from pruners.layers import layer_kinds, prunable_layers
 from pruners.registry import register
 from pruners.settings import NoSettings
@@ -43,9 +44,12 @@ def fpgm_drop_indices(weight: torch.Tensor, ratio: float) -> list[int]:
     return sorted(order[:n_drop].tolist())
 
 
-def filter_layers(model: nn.Module, names) -> list[str]:
-    kinds = layer_kinds(model)
-    return [n for n in names if kinds.get(n) in FILTER_KINDS]
+def filter_layers(model: nn.Module, names, example_input: torch.Tensor | None = None) -> list[str]:
+    """The layers of `names` that lose whole filters: not the classifier and, given an example
+    input, not a layer the dependency graph cannot prune safely (pruners.graph: left dense)."""
+    kinds = layer_kinds(model, example_input)
+    dense = {} if example_input is None else layer_plan(model, example_input).dense
+    return [n for n in names if kinds.get(n) in FILTER_KINDS and n not in dense]
 
 
 def fpgm_prune_(
@@ -54,7 +58,7 @@ def fpgm_prune_(
     """Filter-prune `model` in place at `ratios` (filter layers only, classifier skipped).
     Returns the kept original output-channel indices of every pruned layer."""
     layers = prunable_layers(model)
-    names = filter_layers(model, ratios)
+    names = filter_layers(model, ratios, example_input)
     # Layers coupled by a residual addition share their output channels: score the first one
     # of each set (the group's root) and let the group carry the others.
     drop: dict[str, list[int]] = {}

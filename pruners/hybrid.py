@@ -56,7 +56,7 @@ def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettin
     if settings.hybrid_quant not in QUANT_MODES:
         raise ValueError(f"hybrid_quant {settings.hybrid_quant!r}; expected one of {', '.join(QUANT_MODES)}")
     pruned = copy.deepcopy(model)
-    filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios)}
+    filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios, ctx.example_input)}
     kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
     # Module names survive surgery, so the ratios' keys still name the (smaller) layers.
     masks = magnitude.layerwise_magnitude_masks(pruned, ratios)

@@ -71,6 +71,8 @@ def _plan(model: nn.Module, names: Sequence[str], example_input: torch.Tensor):
     missing = [n for n in names if n not in modules]
     if missing:
         raise KeyError(f"no such modules: {missing}")
+    if not names:  # nothing to couple or remove: no graph to build (some models have none, see pruners.graph)
+        return None, modules, {}
     DG = _build_graph(model, example_input)
     names_of = {m: n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
     wanted = set(names)

@@ -76,13 +76,16 @@ def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None
     from pruners.surgery import rebuild
     from trainables import compress
     from trainables.baseline import normalizer
-    from trainables.models import build_model
+    from trainables.models import ModelError, build_model
 
     run, parent = get_trial_runs(client, run_id, uri)
     data = load_search_data(parent, home, dataset, data_dir)
     norm = normalizer(data, False)
     tc = TrialConfig.from_flat(run.data.params)  # the same typed config the trial ran with
-    model = build_model(tc.model, data.in_channels, data.num_classes, data.image_size)
+    try:  # a factory's module may be gone since the search ran
+        model = build_model(tc.model, data.in_channels, data.num_classes, data.image_size)
+    except ModelError as exc:
+        raise ReproduceError(f"{exc} (the model of trial {run_id!r})") from None
     with tempfile.TemporaryDirectory() as tmp:
         stored = {a.path for a in client.list_artifacts(run_id, artifacts.WEIGHTS_DIR)}
         if WEIGHTS_PATH not in stored:
@@ -115,8 +118,10 @@ def load_search_data(parent: Run, home: Path | None, dataset: str | None, data_d
     # The search's own home caches decoded image folders; a relative one meant the search's cwd.
     cache = home or Path(p.get("home", str(DEFAULT_HOME)))
     try:
+        # image_size and normalize: absent from searches recorded before they existed (then 0 / auto).
         return load_dataset(dataset or p["dataset"], folder, cache.resolve(), int(p["seed"]),
-                            float(p["val_fraction"]), float(p["test_fraction"]), int(p["train_subset"]))
+                            float(p["val_fraction"]), float(p["test_fraction"]), int(p["train_subset"]),
+                            int(p.get("image_size", 0)), p.get("normalize", "auto"))
     except DataError as exc:
         raise ReproduceError(str(exc)) from None
 

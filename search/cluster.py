@@ -156,9 +156,11 @@ def start_local_ray(**kwargs) -> None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False, **kwargs)
 
 
-def start_ray(address: str | None) -> bool:
+def start_ray(address: str | None, code: list[str] | None = None) -> bool:
     """Joins `address` (or RAY_ADDRESS) or starts a local Ray. Returns True when this call started
-    the connection (and so must shut it down)."""
+    the connection (and so must shut it down). `code`: the user's model files or package folders;
+    on a cluster they are shipped to every worker with the job's runtime environment (py_modules),
+    where a file is importable by its name. A local Ray's workers share this machine's files."""
     import ray
 
     if ray.is_initialized():
@@ -166,7 +168,7 @@ def start_ray(address: str | None) -> bool:
     address = given_address(address)
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": code} if code else None)
         else:
             start_local_ray()
     except (ConnectionError, RuntimeError, ValueError) as exc:

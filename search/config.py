@@ -20,10 +20,10 @@ from mlflow_config.secrets import redact
 from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.registry import method_names, method_settings
 from pruners.settings import AT_LEAST_1, NON_NEGATIVE, POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
-from trainables.data import DATASETS
+from trainables.data import DATASETS, parse_normalize
 from trainables.loops import SCHEDULES, total_steps
 from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
-from trainables.models import MODELS
+from trainables.models import MODELS, is_factory_spec, model_label, resolve_spec
 from trainables.trial_config import FinetuneSettings
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -44,7 +44,9 @@ class Recipe:
 # CIFAR-10: random crop + flip and a one-cycle schedule; without them the dense model overfits
 # (~71% val after 15 epochs on 45k images instead of ~80%) and pruning looks free. Digits'
 # 8x8 images are too small to crop, and a cosine schedule trains them well.
-AUTO_RECIPE = {"digits": Recipe(30, 3, False, "cosine"), "cifar10": Recipe(15, 2, True, "onecycle")}
+AUTO_RECIPE = {"digits": Recipe(30, 3, False, "cosine"), "cifar10": Recipe(15, 2, True, "onecycle"),
+               # The user's images: no crop or flip unless asked (a flip can change what an image means).
+               "imagefolder": Recipe(15, 2, False, "cosine")}
 
 
 class ConfigError(UsageError):
@@ -68,8 +70,17 @@ class _WhatToSearch:
     budget: int = _f(50, "number of trials (each prunes, fine-tunes and measures one model)")
     dataset: str = _f("digits", f"dataset: {', '.join(DATASETS)} (digits is offline, from scikit-learn)")
     data_dir: Path | None = _f(None, "cifar10: torchvision copy (cifar-10-batches-py/), image-folder tree "
-                               "(train/<class>/*, optional test/), or a folder to download into")
-    model: str = _f("simplecnn", f"model: {', '.join(sorted(MODELS))}")
+                               "(train/<class>/*, optional test/), or a folder to download into; imagefolder: "
+                               "DIR/train/<class>/* with optional DIR/val, DIR/test (else carved), or DIR/<class>/*")
+    image_size: int = _f(0, "imagefolder: resize every image to NxN once when decoded (0 = keep the files' size)")
+    normalize: str = _f("auto", "input normalization: auto (mean/std of the training split), none (pixels in "
+                        "[0, 1]), or MEAN,STD / M1,M2,M3,S1,S2,S3 as torchvision's Normalize takes them")
+    model: str = _f("simplecnn", f"model: {', '.join(sorted(MODELS))}, or your factory: package.module:function or "
+                    "path/to/file.py:function returning an nn.Module (given num_classes= if it takes it)")
+    checkpoint: Path | None = _f(None, "trained weights of --model (a state_dict, or a dict with one under "
+                                 "state_dict/model): no baseline training, its accuracy is measured")
+    rewind_checkpoint: Path | None = _f(None, "with --checkpoint: the model's weights at initialization, for "
+                                        "lottery to rewind to (without it lottery is left out)")
     methods: tuple[str, ...] = _f(tuple(method_names()), "comma-separated pruning methods to compare")
     objective: str = _f("size", f"second objective, minimized against val accuracy: {', '.join(OBJECTIVES)}")
     sampler: str = _f("tpe", f"Optuna sampler: {', '.join(SAMPLERS)}")
@@ -144,7 +155,7 @@ class _Derived:
 
     @property
     def experiment_name(self) -> str:
-        return self.experiment or f"prune-search/{self.model}/{self.dataset}"
+        return self.experiment or f"prune-search/{model_label(self.model)}/{self.dataset}"
 
     def as_params(self) -> dict[str, str]:
         """Flat string params for MLflow, under the field names."""
@@ -322,9 +333,35 @@ def load_config(argv: list[str] | None) -> SearchConfig:
     values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
     annotations = {f.name: str(f.type) for f in fields(SearchConfig)}
     coerced = {k: _parse_value(k, annotations[k], v) for k, v in values.items()}
-    cfg = SearchConfig(**coerced)
+    cfg = _checkpoint_defaults(SearchConfig(**coerced), given=set(values))
     validate(cfg)
     return cfg
+
+
+def _checkpoint_defaults(cfg: SearchConfig, given: set[str]) -> SearchConfig:
+    """A factory file's path made absolute (workers and later tools read it from anywhere). With a
+    checkpoint the only early weights are --rewind-checkpoint's (iteration 0): a method that rewinds
+    (lottery) rewinds there by default, and without one it cannot run, so it is left out of the
+    default methods (run_search says so); asked for by name, validation rejects it."""
+    changes: dict[str, Any] = {"model": resolve_spec(cfg.model)}
+    for name in ("checkpoint", "rewind_checkpoint"):
+        if getattr(cfg, name) is not None:
+            changes[name] = getattr(cfg, name).expanduser().absolute()
+    if cfg.checkpoint is not None:
+        groups = setting_groups()
+        for method in (m for m in cfg.methods if m in groups):  # unknown names: validate() says so
+            problem = groups[method].check_against_baseline(searched_values(cfg, groups[method]), 0)
+            if problem is not None and problem[0] not in given:
+                changes[problem[0]] = (0,)
+        if cfg.rewind_checkpoint is None and "methods" not in given:
+            changes["methods"] = tuple(m for m in cfg.methods if m not in rewinding_methods(cfg))
+    return dataclasses.replace(cfg, **changes)
+
+
+def rewinding_methods(cfg: SearchConfig) -> list[str]:
+    """Methods that need the baseline's weights from early in training (lottery)."""
+    groups = setting_groups()
+    return [m for m in cfg.methods if m in groups and groups[m].baseline_checkpoints(searched_values(cfg, groups[m]))]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -350,7 +387,8 @@ FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 SCALAR_RULES: dict[str, Interval] = {
     "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
     "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
-    "train_subset": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0), "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
+    "train_subset": NON_NEGATIVE, "image_size": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0),
+    "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
     "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
 }
 # Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.
@@ -391,7 +429,10 @@ def _check_searched(spec: SettingSpec, value: tuple) -> None:
 def validate(cfg: SearchConfig) -> None:
     """Every setting on its own and against the others; what needs the data's size (rewind
     points vs the baseline's length) is `check_against_data`, called by search.preflight."""
-    for name, value, known in (("dataset", cfg.dataset, DATASETS), ("model", cfg.model, tuple(sorted(MODELS))),
+    if cfg.model not in MODELS and not is_factory_spec(cfg.model):
+        raise _bad("model", cfg.model, f"{', '.join(sorted(MODELS))}, or a factory package.module:function or "
+                   "path/to/file.py:function")
+    for name, value, known in (("dataset", cfg.dataset, DATASETS),
                                ("objective", cfg.objective, OBJECTIVES), ("space", cfg.space, SPACES),
                                ("sampler", cfg.sampler, SAMPLERS),
                                ("baseline_schedule", cfg.baseline_schedule, ("auto", *SCHEDULES))):
@@ -411,12 +452,43 @@ def validate(cfg: SearchConfig) -> None:
         _check_searched(spec, getattr(cfg, spec.name))
     if cfg.dataset == "cifar10" and cfg.data_dir is None:
         raise _bad("data_dir", None, "a folder for cifar10 (local copy, or where to download it)")
+    if cfg.dataset == "imagefolder" and cfg.data_dir is None:
+        raise _bad("data_dir", None, "a folder for imagefolder: DIR/train/<class>/* (optional DIR/val, DIR/test)")
+    if cfg.image_size and cfg.dataset != "imagefolder":
+        raise _bad("image_size", cfg.image_size, f"0 for {cfg.dataset} (resizing is for --dataset imagefolder)")
+    try:
+        parse_normalize(cfg.normalize)
+    except ValueError:
+        raise _bad("normalize", cfg.normalize, "auto, none, MEAN,STD or M1,M2,M3,S1,S2,S3 (finite, std > 0)") from None
+    _validate_checkpoints(cfg)
     if cfg.data_dir is not None and not cfg.data_dir.is_dir():
         raise _bad("data_dir", str(cfg.data_dir), "an existing folder")
     if cfg.name is not None and not NAME_PATTERN.fullmatch(cfg.name):
         raise _bad("name", cfg.name, NAME_RULE)
     if cfg.experiment is not None and not (cfg.experiment.strip() and cfg.experiment.isprintable()):
         raise _bad("experiment", cfg.experiment, "a non-empty name of printable characters")
+
+
+def _validate_checkpoints(cfg: SearchConfig) -> None:
+    for name in ("checkpoint", "rewind_checkpoint"):
+        path = getattr(cfg, name)
+        if path is not None and not path.is_file():
+            raise _bad(name, str(path), "an existing file saved with torch.save")
+    if cfg.rewind_checkpoint is not None and cfg.checkpoint is None:
+        raise _bad("rewind_checkpoint", str(cfg.rewind_checkpoint), "no value without --checkpoint (a trained "
+                   "baseline keeps its own rewind points)")
+    if cfg.checkpoint is None:
+        return
+    rewinding = rewinding_methods(cfg)
+    if rewinding and cfg.rewind_checkpoint is None:
+        raise _bad("methods", cfg.methods, f"methods without {', '.join(rewinding)} when --checkpoint has no "
+                   "--rewind-checkpoint (it rewinds to early-training weights, which a trained checkpoint lacks)")
+    groups = setting_groups()
+    for method in rewinding:
+        problem = groups[method].check_against_baseline(searched_values(cfg, groups[method]), 0)
+        if problem is not None:
+            raise _bad(problem[0], getattr(cfg, problem[0]), "0 with --checkpoint (the only early weights are "
+                       "--rewind-checkpoint's)")
 
 
 def searched_values(cfg: SearchConfig, settings_type: type[MethodSettings]) -> dict[str, Any]:
@@ -442,6 +514,8 @@ def check_against_data(cfg: SearchConfig, n_train: int, n_val: int, classes: lis
         raise _bad("train_subset" if cfg.train_subset else "val_fraction",
                    cfg.train_subset or cfg.val_fraction,
                    f"settings that leave training and validation images (train {n_train}, val {n_val})")
+    if cfg.checkpoint is not None:
+        return  # nothing is trained: the only rewind point is --rewind-checkpoint's (iteration 0)
     total = total_steps(n_train, cfg.batch_size, cfg.epochs[0])
     groups = setting_groups()
     for method in cfg.methods:

@@ -62,8 +62,48 @@ def check_ray(address: str | None, cfg: SearchConfig) -> None:
 def check_data(cfg: SearchConfig) -> None:
     from trainables.data import plan_splits
 
-    plan = plan_splits(cfg.dataset, cfg.data_dir, cfg.val_fraction, cfg.test_fraction, cfg.train_subset)
+    plan = plan_splits(cfg.dataset, cfg.data_dir, cfg.val_fraction, cfg.test_fraction, cfg.train_subset,
+                       cfg.image_size)
     check_against_data(cfg, plan.n_train, plan.n_val, plan.classes)
+    check_model(cfg, plan.in_channels, len(plan.classes), plan.image_size)
+
+
+def check_model(cfg: SearchConfig, in_channels: int, num_classes: int, image_size: int) -> None:
+    """The model builds, takes this data's images, gives one output per class, and the checkpoints
+    fit it: known from the folder listing and one image header, before anything is decoded."""
+    import torch
+
+    from trainables.checkpoint import CheckpointError, check_fits
+    from trainables.data import parse_normalize
+    from trainables.models import ModelError, build_model
+
+    if image_size == 0:
+        raise ConfigError(f"--image-size: 0 is not accepted for {cfg.data_dir}, whose images are not square of "
+                          "one size; expected --image-size N to resize them all to NxN")
+    try:
+        parse_normalize(cfg.normalize, in_channels)
+    except ValueError:
+        raise ConfigError(f"--normalize: {cfg.normalize!r} is not accepted for {in_channels}-channel images; "
+                          f"expected auto, none, MEAN,STD or {in_channels} means then {in_channels} stds") from None
+    try:
+        model = build_model(cfg.model, in_channels, num_classes, image_size).eval()
+        for flag, path in (("--checkpoint", cfg.checkpoint), ("--rewind-checkpoint", cfg.rewind_checkpoint)):
+            if path is not None:
+                check_fits(model, path, flag)
+    except (ModelError, CheckpointError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    shape = f"1x{in_channels}x{image_size}x{image_size}"
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, in_channels, image_size, image_size))
+    except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
+        raise ConfigError(f"--model: {cfg.model!r} fails on this data's input ({shape}: {type(exc).__name__}: "
+                          f"{str(exc).strip()[:160]}); expected a model taking {in_channels}-channel "
+                          f"{image_size}x{image_size} images") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"--model: {cfg.model!r} gives {got} for a {shape} input; expected logits of shape "
+                          f"[1, {num_classes}] (one per class of the data)")
 
 
 # ---- folders ---------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -
             return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
         name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
         preflight.check_search(cfg, home, name, tracking.resolve_tracking_uri(cfg.tracking_uri, home))
+        if cfg.checkpoint is not None and cfg.rewind_checkpoint is None:
+            log("lottery: left out (it rewinds to early-training weights, which --checkpoint lacks; give the "
+                "model's weights at initialization with --rewind-checkpoint FILE to search it)")
         data, baseline = _prepare(cfg, home, log)
         return _run(cfg, home, data, baseline, log, name=name, points=points)
 
@@ -53,7 +56,7 @@ def _prepare(cfg: SearchConfig, home: Path, log):
     from trainables.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.seed, cfg.val_fraction, cfg.test_fraction,
-                        cfg.train_subset)
+                        cfg.train_subset, cfg.image_size, cfg.normalize)
     log(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
         f"images {data.in_channels}x{data.image_size}x{data.image_size}")
     return data, get_baseline(baseline_spec(cfg, len(data.train)), data, home, log=log)
@@ -64,6 +67,10 @@ def baseline_spec(cfg: SearchConfig, n_train: int):
     its cache entry."""
     from trainables.baseline import BaselineSpec
 
+    if cfg.checkpoint is not None:  # nothing trained: the file's content keys the cache
+        return BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment_on,
+                            (0,) if cfg.rewind_checkpoint else (), cfg.schedule, str(cfg.checkpoint),
+                            str(cfg.rewind_checkpoint or ""))
     return BaselineSpec(cfg.model, cfg.epochs[0], cfg.baseline_lr, cfg.batch_size, cfg.seed, cfg.augment_on,
                         rewind_points(cfg, n_train), cfg.schedule)
 
@@ -93,7 +100,10 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
     from search.seeding import initial_points
 
     dense = _dense_metrics(cfg, data, baseline)
-    started_ray = cluster.start_ray(address or cfg.address)
+    from trainables.models import factory_code
+
+    code = factory_code(cfg.model)
+    started_ray = cluster.start_ray(address or cfg.address, [str(code)] if code else None)
     try:
         cluster.check_feasible(cfg.cpus_per_trial, cfg.gpus_per_trial)  # a joined cluster: before any run
         if resume is None:
@@ -163,8 +173,9 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
-    spec = make_spec(cfg, baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1]),
-                     caps=_sensitivity_caps(cfg, home, data, baseline, log))
+    model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
+    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline, log))
+    _report_graph(rec, model, example, log)
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
@@ -208,6 +219,23 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
             os.environ.pop("TUNE_DISABLE_STRICT_METRIC_CHECKING", None)
         else:
             os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = saved
+
+
+def _report_graph(rec, model, example, log) -> None:
+    """What the dependency graph made of the model, in the log and as tags of the search's run:
+    its classifier, and the layers fpgm and hybrid leave dense because it cannot prune them safely."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_config import tracking
+    from pruners.graph import layer_plan
+
+    plan = layer_plan(model, example)
+    dense = "; ".join(f"{n} ({why})" for n, why in plan.dense.items()) or "none"
+    log(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
+        f"left dense by fpgm/hybrid: {dense}")
+    client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+    client.set_tag(rec.parent_run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
+    client.set_tag(rec.parent_run_id, "graph_left_dense", ",".join(plan.dense) or "none")
 
 
 def _storage_path(cfg: SearchConfig, home: Path) -> str:

@@ -50,6 +50,7 @@ class LayerBounds(NamedTuple):
     hi: float
     depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers
     follows: str | None = None  # channel methods: the earlier layer whose output channels this one shares
+    filters: bool = True  # channel methods may remove its filters (False: the graph leaves it dense)
 
 
 @dataclass(frozen=True)
@@ -66,20 +67,23 @@ class SpaceSpec:
 def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
     """member -> root for every filter layer whose output channels a residual addition ties to
     an earlier layer's (Torch-Pruning's dependency graph, as FPGM's surgery uses it)."""
-    names = filter_layers(model, prunable_layers(model))
+    names = filter_layers(model, prunable_layers(model), example_input)
     return {m: root for root, members in coupled_layers(model, names, example_input).items() for m in members[1:]}
 
 
 def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None,
-                 caps: dict[str, float] | None = None) -> list[LayerBounds]:
+                 caps: dict[str, float] | None = None,
+                 example_input: torch.Tensor | None = None) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
     between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier.
-    `caps` (the sensitivity scan's, trainables.sensitivity) lower a layer's upper bound further."""
-    depth = conv_depth(model)
+    `caps` (the sensitivity scan's, trainables.sensitivity) lower a layer's upper bound further.
+    In depth order (the graph's, given an example input)."""
+    depth = conv_depth(model, example_input)
+    filters = set(filter_layers(model, prunable_layers(model), example_input))
     coupling = coupling or {}
     caps = caps or {}
     out = []
-    for name, kind in layer_kinds(model).items():
+    for name, kind in layer_kinds(model, example_input).items():
         d = depth.get(name)
         if kind in CONV_KINDS:
             (elo, ehi), (clo, chi) = cfg.bounds_conv_early, cfg.bounds_conv
@@ -88,7 +92,7 @@ def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = Non
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
         hi = min(hi, caps.get(name, hi))
         lo = min(lo, hi)
-        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name)))
+        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name), name in filters))
     return out
 
 
@@ -123,7 +127,8 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor, caps: dict[
     # Any method that may remove filters (fpgm; taylor at filter granularity) needs the coupling.
     filter_methods = [m for m in cfg.methods if get_pruner(m).structural]
     coupling = channel_coupling(model, example_input) if filter_methods else {}
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, caps)), ranges, constants, schedule)
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, caps, example_input)), ranges,
+                     constants, schedule)
 
 
 def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:
@@ -175,18 +180,19 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         return fixed  # one global target spread by the method itself: no per-layer ratios
     filters = get_pruner(method).ratios_are_filters(settings)
     kinds = FILTER_KINDS if filters else ALL_KINDS
-    layers = [layer for layer in spec.layers if layer.kind in kinds]
+    # Filter methods skip the layers the dependency graph leaves dense: no dimension that changes nothing.
+    layers = [layer for layer in spec.layers if layer.kind in kinds and (layer.filters or not filters)]
     scheduled: dict[str, float] = {}
     if spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
         start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
         scheduled = expand_schedule(layers, start, end, curve)
         fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
-    for layer in layers:
+    for layer in sorted(layers, key=lambda b: b.follows is not None):  # roots before the layers following them
         key = SPARSITY_PREFIX + layer.name
         if layer.follows is not None and filters:
             root_key = SPARSITY_PREFIX + layer.follows
             root_ratio = fixed.get(root_key, trial.params.get(root_key))
-            if root_ratio is not None:  # roots come first (model order)
+            if root_ratio is not None:
                 fixed[key] = root_ratio
                 continue
         if layer.name in scheduled:

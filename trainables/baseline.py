@@ -3,6 +3,10 @@ content-addressed key, reused by every later search and every trial.
 
 Besides the trained weights it keeps the weights at the lottery ticket's rewind points
 (iteration k of training; k = 0 is the initialization), so a rewind is exact.
+
+With the user's checkpoint (`--checkpoint`) nothing is trained: the dense model is the checkpoint,
+its val/test accuracy is measured on the search's splits, and the cache key is the file's content
+hash (plus the model and the data). Lottery rewinds to `--rewind-checkpoint` (iteration 0) only.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainables.checkpoint import check_fits, file_sha256
 from trainables.data import DataError, DatasetBundle, one_line
 from trainables.loops import Normalizer, evaluate, train
 from trainables.models import build_model
@@ -35,9 +40,16 @@ class BaselineSpec:
     # Part of the cache key, like every field: a baseline trained with another schedule (or
     # before this field existed) is never reused for this recipe.
     schedule: str = "cosine"
+    checkpoint: str = ""  # path of the user's trained weights; its content hash is what keys the cache
+    rewind_checkpoint: str = ""
 
     def key(self, data: DatasetBundle) -> str:
-        blob = json.dumps({"spec": asdict(self), "data": data.fingerprint}, sort_keys=True)
+        if self.checkpoint:  # the recipe fields trained nothing: the file's content is the baseline
+            spec = {"model": self.model, "checkpoint": file_sha256(Path(self.checkpoint)),
+                    "rewind": file_sha256(Path(self.rewind_checkpoint)) if self.rewind_checkpoint else ""}
+        else:  # without the (empty) checkpoint fields, so keys of earlier caches stay valid
+            spec = {k: v for k, v in asdict(self).items() if k not in ("checkpoint", "rewind_checkpoint")}
+        blob = json.dumps({"spec": spec, "data": data.fingerprint}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -68,9 +80,12 @@ def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=p
         log(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
             f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
         return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=blob["spec"])
-    log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
-        f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
-    baseline = _train_baseline(spec, data, key, log)
+    if spec.checkpoint:
+        baseline = _from_checkpoint(spec, data, key, log)
+    else:
+        log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
+            f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
+        baseline = _train_baseline(spec, data, key, log)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"state": baseline.state, "rewind_states": baseline.rewind_states,
@@ -95,6 +110,21 @@ def _read_cache(path: Path, spec: BaselineSpec) -> dict:
     except Exception as exc:  # noqa: BLE001 - unreadable or incomplete: the same to the user
         raise DataError(f"corrupt baseline cache {path} ({one_line(exc)}); delete it to retrain") from None
     return blob
+
+
+def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:
+    """The user's trained model as the baseline, its accuracy measured here (a checkpoint
+    evaluated with the wrong preprocessing looks broken: the log line shows it before any trial)."""
+    model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
+    state = check_fits(model, Path(spec.checkpoint))
+    rewind = {0: check_fits(model, Path(spec.rewind_checkpoint), "--rewind-checkpoint")} if spec.rewind_checkpoint else {}
+    model.load_state_dict(state)
+    plain = normalizer(data, False)
+    metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain), "train_s": 0.0}
+    log(f"baseline {key}: dense model from checkpoint {spec.checkpoint}: measured val_acc={metrics[VAL_ACC]:.4f} "
+        f"test_acc={metrics[TEST_ACC]:.4f} (no training; if this looks low, check --normalize and --image-size)")
+    return Baseline(key, {k: v.detach().clone() for k, v in state.items()}, rewind, metrics, cached=False,
+                    spec=asdict(spec))
 
 
 def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:

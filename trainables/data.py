@@ -19,7 +19,7 @@ import torch
 from trainables.progress import Ticker
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "imagefolder")
 # Sizes known without decoding anything: scikit-learn's digits, torchvision's CIFAR-10 train split.
 KNOWN_SIZES = {"digits": (1797, [str(c) for c in range(10)]), "cifar10": (50000, [
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])}
@@ -50,7 +50,7 @@ class DatasetBundle:
     classes: list[str]
     mean: tuple[float, ...]  # per channel, of the training split, in [0, 1] units
     std: tuple[float, ...]
-    fingerprint: str  # identifies the exact images and split, for the baseline cache key
+    fingerprint: str  # identifies the exact images, split and normalization, for the baseline cache key
 
     def to(self, device) -> "DatasetBundle":
         """The same data on `device`: a GPU trial moves it once, not once per batch."""
@@ -78,14 +78,56 @@ def load_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     train_subset: int = 0,
+    image_size: int = 0,
+    normalize: str = "auto",
 ) -> DatasetBundle:
+    """`image_size` and `normalize` are for imagefolder (trainables.imagefolder, parse_normalize);
+    normalize applies to every dataset."""
+    val = None
     if name == "digits":
         images, labels, classes, test = _digits()
     elif name == "cifar10":
         images, labels, classes, test = _cifar10(data_dir, cache_dir)
+    elif name == "imagefolder":
+        from trainables.imagefolder import load_folder, plan_folder
+
+        if data_dir is None:
+            raise DataError("--data-dir is required for imagefolder (DIR/train/<class>/*, optional DIR/val, DIR/test)")
+        plan = plan_folder(data_dir, image_size)
+        splits = load_folder(plan, image_size, cache_dir)
+        (images, labels), classes = splits["train"], plan.classes
+        test, val = splits.get("test"), splits.get("val")
     else:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset)
+    bundle = _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset, val)
+    return _normalized(bundle, normalize)
+
+
+def parse_normalize(text: str, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """`auto` -> None (the training split's mean/std); `none` -> pixels in [0, 1]; `MEAN,STD` or
+    `M1,..,Mc,S1,..,Sc` as torchvision's Normalize takes them. ValueError when malformed."""
+    if text == "auto":
+        return None
+    if text == "none":
+        return (0.0,), (1.0,)
+    values = [float(v) for v in text.split(",")]
+    if len(values) % 2 or not values or not all(np.isfinite(values)):
+        raise ValueError(text)
+    half = len(values) // 2
+    mean, std = tuple(values[:half]), tuple(values[half:])
+    if any(s <= 0 for s in std) or (channels is not None and half not in (1, channels)):
+        raise ValueError(text)
+    return mean, std
+
+
+def _normalized(data: DatasetBundle, normalize: str) -> DatasetBundle:
+    given = parse_normalize(normalize, data.in_channels)
+    if given is None:
+        return data
+    c = data.in_channels
+    mean, std = (tuple(v * (c if len(v) == 1 else 1)) for v in given)  # one value serves every channel
+    fingerprint = hashlib.sha256(f"{data.fingerprint}|{mean}|{std}".encode()).hexdigest()[:16]
+    return DatasetBundle(data.name, data.train, data.val, data.test, data.classes, mean, std, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -96,6 +138,8 @@ class SplitPlan:
     n_val: int
     n_test: int
     classes: list[str]
+    in_channels: int = 0  # 0: unknown before decoding
+    image_size: int = 0
 
 
 def split_sizes(n: int, has_test: bool, val_fraction: float, test_fraction: float,
@@ -108,9 +152,19 @@ def split_sizes(n: int, has_test: bool, val_fraction: float, test_fraction: floa
 
 
 def plan_splits(name: str, data_dir: Path | None, val_fraction: float, test_fraction: float,
-                train_subset: int) -> SplitPlan:
+                train_subset: int, image_size: int = 0) -> SplitPlan:
     """What `load_dataset` will produce, from file names only (an image folder is listed, not
     decoded), so a search can check its settings against the data before anything starts."""
+    if name == "imagefolder":
+        from trainables.imagefolder import plan_folder
+
+        folder = plan_folder(data_dir, image_size)
+        n_val, n_test = len(folder.files.get("val", [])), len(folder.files.get("test", []))
+        n = len(folder.files["train"])
+        n_train, carved_val, carved_test = split_sizes(n, "test" in folder.roots, 0.0 if n_val else val_fraction,
+                                                       test_fraction, train_subset)
+        return SplitPlan(n_train, n_val or carved_val, n_test or carved_test, folder.classes, folder.in_channels,
+                         folder.image_size)
     if name == "cifar10" and data_dir is not None and (data_dir / "train").is_dir():
         files = image_files(data_dir / "train")
         classes = sorted({p.relative_to(data_dir / "train").parts[0] for p in files})  # as the decoder labels
@@ -119,7 +173,8 @@ def plan_splits(name: str, data_dir: Path | None, val_fraction: float, test_frac
         n, classes = KNOWN_SIZES[name]
         has_test = name == "cifar10"
     n_train, n_val, n_test = split_sizes(n, has_test, val_fraction, test_fraction, train_subset)
-    return SplitPlan(n_train, n_val, n_test, classes)
+    shape = (1, 8) if name == "digits" else (3, 32)
+    return SplitPlan(n_train, n_val, n_test, classes, *shape)
 
 
 def image_files(root: Path) -> list[Path]:
@@ -231,19 +286,22 @@ def read_image(path: Path, mode: str) -> np.ndarray:
         raise DataError(f"{path} ({one_line(exc)})") from None
 
 
-def _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset):
+def _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset, given_val=None):
+    """Carves val (unless given) and test (unless given) from the training images."""
     gen = torch.Generator().manual_seed(split_seed)
     order = torch.randperm(len(labels), generator=gen)
-    n_train, n_val, n_test = split_sizes(len(labels), test is not None, val_fraction, test_fraction, train_subset)
+    n_train, n_val, n_test = split_sizes(len(labels), test is not None, 0.0 if given_val is not None else val_fraction,
+                                         test_fraction, train_subset)
     val_idx, test_idx = order[:n_val], order[n_val : n_val + n_test]
     train_idx = order[n_val + n_test :][:n_train]
     train = Split(images[train_idx], labels[train_idx])
-    val = Split(images[val_idx], labels[val_idx])
+    val = Split(*given_val) if given_val is not None else Split(images[val_idx], labels[val_idx])
     test_split = Split(*test) if test is not None else Split(images[test_idx], labels[test_idx])
     pixels = train.x.float().div_(255)
     mean = tuple(pixels.mean(dim=(0, 2, 3)).tolist())
     std = tuple(pixels.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist())
     digest = hashlib.sha256()
-    for t in (train.x, train.y, val.y, test_split.y):
+    # A given val split's images are not implied by the seed and the training images: hash them too.
+    for t in (train.x, train.y, *((val.x,) if given_val is not None else ()), val.y, test_split.y):
         digest.update(t.numpy().tobytes())
     return DatasetBundle(name, train, val, test_split, classes, mean, std, digest.hexdigest()[:16])

@@ -1,7 +1,16 @@
-"""Models by name. Each is sized from the input shape, so one definition serves 8x8x1 digits
-and 32x32x3 CIFAR-10."""
+"""Models by name, or the user's own factory. Each built-in is sized from the input shape, so one
+definition serves 8x8x1 digits and 32x32x3 CIFAR-10. A factory spec is `package.module:function`
+or `path/to/file.py:function`; the function returns an nn.Module and gets `num_classes=` (and
+`in_channels=` / `image_size=`) when its signature takes them.
+"""
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
 from typing import Callable
 
 from torch import nn
@@ -133,7 +142,119 @@ MODELS: dict[str, ModelFactory] = {
 }
 
 
+class ModelError(ValueError):
+    """A model spec that does not give a model; the CLIs print it as one line and exit 2."""
+
+
+def is_factory_spec(name: str) -> bool:
+    return ":" in name
+
+
+def resolve_spec(name: str) -> str:
+    """The spec as logged: a factory file's path made absolute, so workers and later tools
+    (evaluate, export, resume) find it from any directory."""
+    if not is_factory_spec(name):
+        return name
+    target, _, func = name.rpartition(":")
+    if target.endswith(".py"):
+        return f"{Path(target).expanduser().absolute()}:{func}"
+    return name
+
+
+def model_label(spec: str) -> str:
+    """A short name for experiment names and messages: `file:function` for a factory file."""
+    if not is_factory_spec(spec):
+        return spec
+    target, _, func = spec.rpartition(":")
+    return f"{Path(target).stem}:{func}" if target.endswith(".py") else spec
+
+
+def factory_code(spec: str) -> Path | None:
+    """The file or package folder holding a factory, when it is the user's own code (not an installed
+    package): what a Ray job ships to workers on other machines (runtime_env py_modules)."""
+    if not is_factory_spec(spec):
+        return None
+    target = spec.rpartition(":")[0]
+    if target.endswith(".py"):
+        return Path(target)
+    found = importlib.util.find_spec(target.split(".")[0])
+    if found is None or found.origin in (None, "built-in", "frozen"):
+        return None
+    origin = Path(found.origin)
+    if "site-packages" in origin.parts or "dist-packages" in origin.parts or str(origin).startswith(sys.base_prefix):
+        return None
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def load_factory(spec: str) -> Callable[..., object]:
+    target, _, func = spec.rpartition(":")
+    accepted = "package.module:function or path/to/file.py:function"
+    if not target or not func:
+        raise ModelError(f"--model: {spec!r} is not accepted; expected a built-in ({', '.join(sorted(MODELS))}) "
+                         f"or a factory, {accepted}")
+    try:
+        module = _import_file(Path(target)) if target.endswith(".py") else importlib.import_module(target)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything while importing
+        raise ModelError(f"--model: {spec!r}: {target} does not import ({type(exc).__name__}: "
+                         f"{str(exc).strip()[:200]}); expected {accepted}") from None
+    factory = getattr(module, func, None)
+    if factory is None:
+        raise ModelError(f"--model: {spec!r}: {target} has no {func!r}; expected {accepted}")
+    if not callable(factory):
+        raise ModelError(f"--model: {spec!r}: {func!r} is a {type(factory).__name__}, not callable; "
+                         "expected a function returning an nn.Module")
+    return factory
+
+
+def _import_file(path: Path):
+    """A factory file as a module. On a Ray worker of another machine the file's path does not
+    exist: the module then comes from the job's runtime environment (py_modules), by its stem."""
+    if not path.is_file():
+        if path.is_absolute() and importlib.util.find_spec(path.stem) is not None:
+            return importlib.import_module(path.stem)
+        raise ModelError(f"--model: {str(path)!r} is not an existing file; expected path/to/file.py:function")
+    # One module name per file content path, registered so that pickling its classes works.
+    name = f"prune_search_user_{path.stem}_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _call_factory(spec: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    factory = load_factory(spec)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # some builtins have no signature: call it bare
+        params = {}
+    # num_classes also through **kwargs (torchvision's builders take it so); the shape arguments
+    # only when named, since a **kwargs would pass them on to a constructor that rejects them.
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {"num_classes": num_classes} if "num_classes" in params or takes_any else {}
+    kwargs.update({k: v for k, v in (("in_channels", in_channels), ("image_size", image_size)) if k in params})
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        raise ModelError(f"--model: {spec!r} raised {type(exc).__name__}: {str(exc).strip()[:200]}; expected "
+                         "a function returning an nn.Module") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"--model: {spec!r} returned {type(model).__name__}, not an nn.Module; expected a "
+                         "function returning an nn.Module")
+    return model
+
+
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    if is_factory_spec(name):
+        return _call_factory(name, in_channels, num_classes, image_size)
     try:
         factory = MODELS[name]
     except KeyError:

@@ -105,7 +105,7 @@ def guarded(monkeypatch, tmp_path):
     from search import cluster
     from trainables import data
 
-    monkeypatch.setattr(cluster, "start_ray", lambda address: pytest.fail("Ray started on bad input"))
+    monkeypatch.setattr(cluster, "start_ray", lambda *a, **k: pytest.fail("Ray started on bad input"))
     monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data decoded on bad input"))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
@@ -214,7 +214,7 @@ def test_corrupt_images_are_named_and_rejected(image_folder, monkeypatch, tmp_pa
     the count; no cache written, no Ray, no MLflow."""
     from search import cluster
 
-    monkeypatch.setattr(cluster, "start_ray", lambda address: pytest.fail("Ray started on bad input"))
+    monkeypatch.setattr(cluster, "start_ray", lambda *a, **k: pytest.fail("Ray started on bad input"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     root = image_folder(["cat", "dog"], corrupt=2)
     check_rejected(["--dataset", "cifar10", "--data-dir", str(root), "--methods", "magnitude"],

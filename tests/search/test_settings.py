@@ -103,3 +103,23 @@ def test_settings_declaration_checks_itself():
     class Probe(MethodSettings):
         pass
     assert Probe.specs() == () and Probe().uses_layer_ratios()
+
+
+def test_a_conditional_setting_is_neither_sampled_nor_recorded_when_its_condition_fails():
+    """global_sparsity applies only to the global allocations (its `when`): a layer-scope trial
+    neither samples nor logs it, and takes per-layer ratios instead."""
+    cfg = load_config(["--methods", "magnitude", "--magnitude-scope", "layer,lamp"])
+    spec = make_spec(cfg, build_model("simplecnn", 1, 10, 8), torch.zeros(1, 1, 8, 8))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    scopes = set()
+    for _ in range(10):
+        trial = study.ask()
+        flat = {**define_space(spec, trial), **trial.params}
+        tc = TrialConfig.from_flat(flat)
+        scopes.add(tc.settings.magnitude_scope)
+        layer_scope = tc.settings.magnitude_scope == "layer"
+        assert ("global_sparsity" in flat) != layer_scope
+        assert ("global_sparsity" in tc.as_params()) != layer_scope
+        assert bool(tc.ratios) == layer_scope
+        study.tell(trial, [0.5, 0.5])
+    assert scopes == {"layer", "lamp"}
