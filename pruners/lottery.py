@@ -50,8 +50,16 @@ class LotterySettings(MethodSettings):
                                         "random re-initialization)")
 
     @classmethod
-    def baseline_checkpoints(cls, searched: Mapping[str, Any], baseline_steps: int) -> tuple[int, ...]:
-        return tuple(rewind_iteration(f, baseline_steps) for f in searched["lottery_rewind"])
+    def baseline_checkpoints(cls, searched: Mapping[str, Any], baseline_steps: int = 0) -> tuple[int, ...]:
+        return tuple(sorted({rewind_iteration(f, baseline_steps) for f in searched["lottery_rewind"]}))
+
+    @classmethod
+    def check_against_baseline(cls, searched: Mapping[str, Any], baseline_steps: int) -> tuple[str, str] | None:
+        # Fractions always fall inside a trained baseline; a checkpoint (0 steps) has only its
+        # rewind checkpoint, iteration 0.
+        if baseline_steps == 0 and any(f > 0 for f in searched["lottery_rewind"]):
+            return "lottery_rewind", "rewind points inside the baseline's training"
+        return None
 
 
 def lottery_schedule(n: int, s: float, rounds: int) -> list[int]:

@@ -135,9 +135,10 @@ class MethodSettings:
         return None
 
     @classmethod
-    def baseline_checkpoints(cls, searched: Mapping[str, Any], baseline_steps: int) -> tuple[int, ...]:
+    def baseline_checkpoints(cls, searched: Mapping[str, Any], baseline_steps: int = 0) -> tuple[int, ...]:
         """Training iterations whose weights the dense baseline must keep for a search with
-        these ranges/choices, of its `baseline_steps` (lottery's rewind points)."""
+        these ranges/choices, of its `baseline_steps` (lottery's rewind points; 0 steps: a
+        checkpoint, nothing trained, so only iteration 0 can exist)."""
         return ()
 
 

@@ -108,7 +108,7 @@ def test_checkpoint_without_rewind_weights_leaves_lottery_out_of_the_default_met
     assert "lottery" not in cfg.methods and cfg.methods
     with_rewind = load_config(["--model", SPEC, "--checkpoint", str(files / "good.pt"), "--rewind-checkpoint",
                                str(files / "good.pt")])
-    assert "lottery" in with_rewind.methods and with_rewind.lottery_rewind_iter == (0,)
+    assert "lottery" in with_rewind.methods and with_rewind.lottery_rewind == (0,)
 
 
 def test_the_checkpoints_content_keys_the_baseline_cache(files):
