@@ -123,3 +123,13 @@ def test_a_conditional_setting_is_neither_sampled_nor_recorded_when_its_conditio
         assert bool(tc.ratios) == layer_scope
         study.tell(trial, [0.5, 0.5])
     assert scopes == {"layer", "lamp"}
+
+
+def test_rewind_fractions_become_the_iterations_the_baseline_keeps():
+    from search.config import rewind_points
+    from trainables.loops import total_steps
+
+    cfg = load_config(["--dataset", "digits", "--lottery-rewind", "0.005,0.02,0.05", "--baseline-epochs", "30"])
+    steps = total_steps(1000, cfg.batch_size, 30)  # 8 batches x 30 epochs = 240
+    assert rewind_points(cfg, 1000) == (0, round(0.005 * steps), round(0.02 * steps), round(0.05 * steps))
+    assert rewind_points(load_config(["--methods", "magnitude"]), 1000) == (0,)  # no lottery, only the init
