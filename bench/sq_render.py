@@ -115,6 +115,24 @@ def _seed_table(p: dict) -> list[str]:
     return lines
 
 
+def _one_shot_table(p: dict) -> list[str]:
+    """Each one-shot point: test accuracy (size / dense size), per seed and target sparsity."""
+    arms = [a for a in _arms(p) if a in sq_metrics.ONE_SHOT]
+    if not arms:
+        return []
+    lines = ["One-shot points, test accuracy (size / dense size) after the same fine-tune as a trial:", "",
+             "| seed | sparsity | " + " | ".join(arms) + " |", "|---|---|" + "---|" * len(arms)]
+    for seed in sorted(p["per_seed"], key=int):
+        got = p["per_seed"][seed].get("arms", {})
+        for i, sp in enumerate(p["sparsities"]):
+            cells = []
+            for a in arms:
+                rows = got.get(a, {}).get("trials", [])
+                cells.append(f"{rows[i]['test_acc']:.4f} ({rows[i]['cost']:.3f})" if i < len(rows) else "—")
+            lines.append(f"| {seed} | {sp:.0%} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _yn(v) -> str:
     return "not measured" if v is None else ("**met**" if v else "**MISSED**")
 
@@ -168,7 +186,7 @@ def markdown(p: dict, png: Path) -> str:
         "re-scores the validation-selected front on test accuracy. `test acc at <= x%`: test accuracy of the trial "
         "with the best validation accuracy at <= x% of dense bytes (— where an arm has no trial that small in "
         "some seed). Mean ± std over seeds.", "",
-        *_arm_table(p), "", *_seed_table(p), "", *_goal_lines(p), "",
+        *_arm_table(p), "", *_seed_table(p), "", *_one_shot_table(p), *_goal_lines(p), "",
         f"![fronts on {p['dataset']} (test accuracy)](bench/results/{png.name})",
     ]
     return "\n".join(lines)
