@@ -158,6 +158,12 @@ def _goal_lines(p: dict) -> list[str]:
     def both(v):
         return "not measured" if v is None else f"val {_yn(v['val'])}, test {_yn(v['test'])}"
 
+    same = [seed for seed, ps in sorted(p["per_seed"].items(), key=lambda kv: int(kv[0]))
+            if {"default", "random"} <= set(ps.get("arms", {})) and _front_key(ps["arms"]["default"]) == _front_key(ps["arms"]["random"])]
+    if same:
+        lines += ["", f"In seed {', '.join(same)} the default and random searches' validation fronts are the same trials "
+                  "(same size, same accuracies): configurations both searches drew identically (same seed); no other "
+                  "trial of either reached the front, so HV cannot separate them there."]
     lines += ["", f"Goals (every seed): default HV >= 1.05x random: {both(g.get('hv_ge_1.05x_random_every_seed'))}; "
               f"default HV above LAMP: {both(g.get('hv_above_lamp_every_seed'))}; one-shot points dominated on test: "
               f"**{g.get('dominated_test', '—')}**; within 1 pt of dense at <= 5% of dense bytes: "
@@ -165,6 +171,10 @@ def _goal_lines(p: dict) -> list[str]:
               f"{_yn(g.get('within_3pt_at_2pct_every_seed'))}. Drops are dense test accuracy minus the test accuracy "
               "of the default search's trial with the best validation accuracy at that size."]
     return lines
+
+
+def _front_key(arm: dict) -> list:
+    return sorted((r["size_bytes"], r["val_acc"], r["test_acc"]) for r in arm["front"])
 
 
 def markdown(p: dict, png: Path) -> str:
