@@ -34,7 +34,7 @@ bench: install
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/search_quality.py
-	$(BIN)/python bench/search_quality.py --dataset cifar10 --budget 30
+	$(BIN)/python bench/search_quality.py --dataset cifar10 --seeds 0
 
 ui: install
 	$(BIN)/python -m results.ui
