@@ -59,6 +59,21 @@ def git_commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
+def code_commit(paths: Sequence[str]) -> str:
+    """The last commit that changed the code a benchmark measures (with "+changes" when those
+    paths differ from it in the work tree). A resumable benchmark keys its finished parts on this,
+    not on HEAD: a later commit that leaves the measured code alone (README, other tools) measures
+    the same thing, so a rerun on it reuses them and says which commit measured them."""
+    try:
+        last = subprocess.run(["git", "log", "-1", "--format=%h", "--", *paths], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return (last or "unknown") + ("+changes" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
     import torch
 
