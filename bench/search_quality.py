@@ -2,6 +2,8 @@
   default   the product's search: TPE (multi-objective), the article's recipe enqueued first;
   random    random search over the same space and budget (--sampler random --enqueue-recipe false);
   gp, nsga2 the same search with Optuna's GPSampler / NSGA-II (optional: --arms ...,gp,nsga2);
+  screen    the default search after cheap screening (--screen 100: a quarter of the budget
+            fine-tunes the best of 100 configurations scored without fine-tune; optional);
   recipe    uniform global magnitude (magnitude_scope global) at each target sparsity;
   lamp      LAMP allocation (Lee et al. 2021) at each target sparsity;
   erk       ERK allocation (Evci et al. 2020) at each target sparsity;
@@ -10,11 +12,12 @@ the one-shot arms (recipe, lamp, erk, uniform) at 20/50/80/90/95/98% with the sa
 a trial (trainables.trial.run_trial). Figures (bench/sq_metrics.py): hypervolume with reference
 point cost ratio 0.25 and accuracy = dense - 15 pt, normalized so 1.0 = dense accuracy at zero
 size (validation HV of all trials; test HV of the validation-selected front); the test accuracy
-at <= 10/5/2% of dense bytes; the cost (sum of trial cost_s); mean ± std over seeds.
+at <= 10/5/2% of dense bytes; the cost (sum of trial cost_s, plus the screening's wall time);
+the screening's rank correlation; mean ± std over seeds.
 
-Resumable: bench/results/search_quality_<dataset>.json records the commit, the settings, the
-dense accuracy and each finished (arm, seed); a rerun on the same commit and settings skips the
-pairs already there, so a long run can be finished later.
+Resumable: bench/results/search_quality_<dataset>.json records the measured code's commit, the
+settings, the dense accuracy and each finished (arm, seed); a rerun with the same code
+(`MEASURED_CODE`) and settings skips the pairs already there, so a long run can be finished later.
 
     python bench/search_quality.py                                  # digits, budget 50, seeds 0,1
     python bench/search_quality.py --budget 8 --seeds 0             # quick check
@@ -34,7 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common, markdown, searches, sq_metrics, sq_render  # noqa: E402
 
 SEARCH_ARMS = {"default": [], "random": ["--sampler", "random", "--enqueue-recipe", "false"],
-               "gp": ["--sampler", "gp"], "nsga2": ["--sampler", "nsga2"]}
+               "gp": ["--sampler", "gp"], "nsga2": ["--sampler", "nsga2"], "screen": ["--screen", "100"]}
+# What decides the figures: the product and this benchmark's own measuring code.
+MEASURED_CODE = ("pruners", "trainables", "search", "results", "mlflow_config", "pyproject.toml",
+                 "bench/common.py", "bench/searches.py", "bench/search_quality.py", "bench/sq_metrics.py")
 ONE_SHOT_SCOPES = {"recipe": "global", "lamp": "lamp", "erk": "erk", "uniform": "layer"}
 ARMS = (*SEARCH_ARMS, *ONE_SHOT_SCOPES)
 DEFAULT_ARMS = ("default", "random", "recipe", "lamp", "erk", "uniform")
@@ -87,6 +93,7 @@ def main(argv=None) -> int:
                 "sparsities": list(SPARSITIES)}
     payload = _previous(name, settings) or {**settings, "benchmark": "search_quality", "per_seed": {}}
     payload.update(command=common.command("search_quality.py", argv), machine=common.machine_info(),
+                   code_commit=common.code_commit(MEASURED_CODE),
                    hv_reference=_reference_text(), arms_requested=args.arms, seeds=args.seeds)
     home = searches.run_home(args.home, f"search_quality-{args.dataset}-{common.stamp()}")
     searches.warm_mlflow(home)
@@ -110,14 +117,15 @@ def _check_flags(flags) -> None:
 
 
 def _previous(name: str, settings: dict) -> dict:
-    """The JSON of an earlier run on this very commit with the same settings, else nothing."""
+    """The JSON of an earlier run by the same code with the same settings, else nothing."""
     path = common.RESULTS / f"{name}.json"
     if not path.exists():
         return {}
     p = json.loads(path.read_text())
     same = all(p.get(k) == v for k, v in settings.items())
-    if p.get("machine", {}).get("commit") != common.git_commit() or not same:
-        print(f"{path.name}: another commit or other settings; starting afresh", flush=True)
+    code = common.code_commit(MEASURED_CODE)
+    if p.get("code_commit") != code or "+changes" in code or not same:
+        print(f"{path.name}: other code or other settings; starting afresh", flush=True)
         return {}
     return p
 
@@ -135,7 +143,7 @@ def _run_seed(args, payload: dict, seed: int, home: Path, name: str) -> None:
     todo = [a for a in args.arms if a not in ps["arms"]]
     for arm in args.arms:
         if arm not in todo:
-            print(f"seed {seed} {arm}: already in {name}.json (commit {payload['machine']['commit']}), skipped")
+            print(f"seed {seed} {arm}: already in {name}.json (code {payload['code_commit']}), skipped")
     if not todo:
         return
     flags = [*args.flags, "--seed", str(seed)]
@@ -190,8 +198,13 @@ def _run_search_arm(arm: str, flags: list[str], budget: int, home: Path, ctx: di
                      "size_bytes": m["size_bytes"], "cost": m["size_bytes"] / dense_size,
                      "magnitude_scope": t.params.get("magnitude_scope"),
                      "global_sparsity": t.params.get("global_sparsity"), "cost_s": m.get("cost_s")})
-    return sq_metrics.arm_result(rows, ctx["dense"], rec.wall_s, flags=SEARCH_ARMS[arm], budget=budget,
-                                 failed=sum(t.status == "FAILED" for t in rec.trials), exit_code=rec.exit_code)
+    screen = {k: rec.parent_metrics[k] for k in ("screen_wall_s", "screen_spearman", "screen_pairs")
+              if k in rec.parent_metrics}
+    result = sq_metrics.arm_result(rows, ctx["dense"], rec.wall_s, flags=SEARCH_ARMS[arm], budget=budget,
+                                   failed=sum(t.status == "FAILED" for t in rec.trials), exit_code=rec.exit_code,
+                                   screen=screen)
+    result["cost_s"] += screen.get("screen_wall_s", 0.0)  # equal compute: the screening is spent too
+    return result
 
 
 def _run_one_shot(arm: str, ctx: dict, threads: int) -> dict:

@@ -196,10 +196,23 @@ def markdown(p: dict, png: Path) -> str:
         "re-scores the validation-selected front on test accuracy. `test acc at <= x%`: test accuracy of the trial "
         "with the best validation accuracy at <= x% of dense bytes (— where an arm has no trial that small in "
         "some seed). Mean ± std over seeds.", "",
-        *_arm_table(p), "", *_seed_table(p), "", *_one_shot_table(p), *_goal_lines(p), "",
+        *_arm_table(p), "", *_seed_table(p), "", *_screen_lines(p), *_one_shot_table(p), *_goal_lines(p), "",
         f"![fronts on {p['dataset']} (test accuracy)](bench/results/{png.name})",
     ]
     return "\n".join(lines)
+
+
+def _screen_lines(p: dict) -> list[str]:
+    """The screening arm's fidelity: how well the score without fine-tune ranked the trials it chose."""
+    rows = [(seed, ps["arms"]["screen"]["screen"]) for seed, ps in sorted(p["per_seed"].items())
+            if ps.get("arms", {}).get("screen", {}).get("screen")]
+    if not rows:
+        return []
+    return ["Screening (`screen` arm): Spearman rank correlation of screened vs fine-tuned val accuracy over the "
+            "trials it enqueued; its wall time is counted in the arm's cost. "
+            + "; ".join(f"seed {seed}: {s.get('screen_spearman', float('nan')):.2f} over "
+                        f"{s.get('screen_pairs', 0):.0f} trials, {s.get('screen_wall_s', 0):.0f} s" for seed, s in rows),
+            ""]
 
 
 def summary_row(p: dict) -> tuple[str, str]:

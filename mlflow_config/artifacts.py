@@ -14,6 +14,7 @@ MASKS_FILE = "masks.pt"
 WEIGHTS_DIR = "model"
 WEIGHTS_FILE = "weights.pt"
 KEPT_CHANNELS_FILE = "kept_channels.json"  # structural methods: output channels kept, per module
+SCREEN_FILE = "screen.json"  # the search's run, with --screen: every screened candidate and its score
 
 
 def log_tensors(client: MlflowClient, run_id: str, tensors: Mapping[str, object], artifact_dir: str, filename: str) -> None:

@@ -95,6 +95,10 @@ class _WhatToSearch:
     sensitivity_drop: float = _f(0.0, "cap each layer's upper bound at the largest ratio where pruning that layer "
                                  "alone (BatchNorm recalibrated, no fine-tune) costs at most this much val "
                                  "accuracy, e.g. 0.05; a per-layer scan cached with the baseline (0 = off)")
+    screen: int = _f(0, "cheap screening: score this many random configurations by val accuracy right after "
+                     "pruning (BatchNorm recalibrated, no fine-tune; seconds each) before the search (0 = off)")
+    screen_keep: int = _f(0, "with --screen: enqueue at most this many of the screened front as full trials "
+                          "(0 = a quarter of the budget); never more than the budget's enqueued share")
 
 
 @dataclass(frozen=True)
@@ -388,6 +392,7 @@ SCALAR_RULES: dict[str, Interval] = {
     "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
     "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
     "train_subset": NON_NEGATIVE, "image_size": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0),
+    "screen": NON_NEGATIVE, "screen_keep": NON_NEGATIVE,
     "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
     "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
 }

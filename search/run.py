@@ -176,6 +176,8 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
     spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline, log))
     _report_graph(rec, model, example, log)
+    if done == 0 and cfg.screen:
+        points = [*(points or []), *_screened_points(cfg, rec, spec, data, baseline, len(points or []), log)]
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
@@ -219,6 +221,48 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
             os.environ.pop("TUNE_DISABLE_STRICT_METRIC_CHECKING", None)
         else:
             os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = saved
+
+
+def _screened_points(cfg, rec, spec, data, baseline, enqueued: int, log) -> list[dict]:
+    """--screen: score random candidates cheaply, keep the best of their front as the first full
+    trials (after the default seeding, within the budget's enqueued share of three quarters),
+    and record every score in the search's run for the rank correlation at the end."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_config import tracking
+    from mlflow_config.artifacts import SCREEN_FILE, log_json
+    from search import screening
+
+    start = time.perf_counter()
+    candidates = screening.screen(spec, data, baseline, cfg.screen, cfg.seed, log)
+    chosen = screening.select(candidates, screening.keep_count(cfg.budget, cfg.screen_keep, enqueued))
+    wall = time.perf_counter() - start
+    client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+    log_json(client, rec.parent_run_id, screening.as_records(chosen, candidates), None, SCREEN_FILE)
+    tracking.log_metrics(client, rec.parent_run_id, {"screen_scored": len(candidates),
+                                                      "screen_enqueued": len(chosen), "screen_wall_s": wall})
+    log(f"screening: {len(candidates)} candidates scored in {wall:.0f}s; the first {len(chosen)} trials "
+        "fine-tune the best of their front")
+    return [c.params for c in chosen]
+
+
+def _screen_correlation(cfg, rec, client, study, log) -> None:
+    """How well the screen ranked what it enqueued: Spearman of screened vs fine-tuned val accuracy."""
+    if not cfg.screen:
+        return
+    from mlflow_config import tracking
+    from mlflow_config.artifacts import SCREEN_FILE, load_json
+    from search import screening
+
+    try:
+        records = load_json(client, rec.parent_run_id, SCREEN_FILE)
+    except Exception:  # noqa: BLE001 - a search resumed from before screening ran has none
+        return
+    rho, pairs = screening.rank_correlation(records["candidates"], study.get_trials(deepcopy=False))
+    if pairs >= 3:
+        tracking.log_metrics(client, rec.parent_run_id, {"screen_spearman": rho, "screen_pairs": pairs})
+    log(f"screening: rank correlation (Spearman) of screened vs fine-tuned val accuracy over {pairs} trials: "
+        + (f"{rho:.2f}" if pairs >= 3 else "too few to say"))
 
 
 def _report_graph(rec, model, example, log) -> None:
@@ -271,6 +315,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
             f"  python -m search.run --home {cfg.home} --resume {rec.name}")
         return 130
     mark_orphans_failed(client, tracking.child_runs(client, rec.experiment_id, rec.parent_run_id))
+    _screen_correlation(cfg, rec, client, study, log)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
                            f"{cfg.model} on {cfg.dataset}: {rec.name}", log)
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})

@@ -132,3 +132,32 @@ def test_what_the_uis_read_is_recorded(digits_search):
     assert page.count("<circle") == len(runs) and "<script" not in page and len(page) < 100_000
     study = optuna.load_study(study_name=digits_search.name, storage=f"sqlite:///{digits_search.home / 'optuna.db'}")
     assert study.metric_names == ["val_acc", "size_bytes"]
+
+
+def test_screening_enqueues_only_its_chosen_candidates_and_reports_the_rank_correlation(digits_search, capsys):
+    """--screen 12 --screen-keep 4: the first four trials are exactly the four enqueued
+    candidates of screen.json, no other screened candidate is fine-tuned, and the search's run
+    gets the Spearman correlation of screened vs fine-tuned val accuracy."""
+    import optuna
+
+    from mlflow_config.artifacts import SCREEN_FILE, load_json
+
+    run = run_small_search(digits_search.home, "digits-screen", 8, "--methods", "magnitude,fpgm",
+                           "--enqueue-recipe", "false", "--screen", "12", "--screen-keep", "4",
+                           "--max-concurrent", "1")
+    assert run.exit_code == 0
+    client = MlflowClient(run.tracking_uri)
+    records = load_json(client, run.parent_run_id, SCREEN_FILE)["candidates"]
+    assert len(records) == 12 and sum(r["enqueued"] for r in records) == 4
+    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run.home / 'optuna.db'}")
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    params = [dict(t.params) for t in trials]
+    enqueued = [r["params"] for r in records if r["enqueued"]]
+    # one seeding trial per method first (budget 8 >= 2 x 2 methods), then the screened four
+    assert params[2:6] == enqueued
+    others = [r["params"] for r in records if not r["enqueued"]]
+    assert not [p for p in params if p in others]  # never fine-tunes more than asked
+    metrics = client.get_run(run.parent_run_id).data.metrics
+    assert metrics["screen_enqueued"] == 4 and metrics["screen_pairs"] == 4
+    assert -1.0 <= metrics["screen_spearman"] <= 1.0
+    assert "rank correlation (Spearman)" in capsys.readouterr().out
