@@ -4,6 +4,8 @@
   gp, nsga2 the same search with Optuna's GPSampler / NSGA-II (optional: --arms ...,gp,nsga2);
   screen    the default search after cheap screening (--screen 100: a quarter of the budget
             fine-tunes the best of 100 configurations scored without fine-tune; optional);
+  family    the default search in the compact family space (--space family: a target and an
+            ERK-shaped spread instead of one ratio per layer; optional);
   recipe    uniform global magnitude (magnitude_scope global) at each target sparsity;
   lamp      LAMP allocation (Lee et al. 2021) at each target sparsity;
   erk       ERK allocation (Evci et al. 2020) at each target sparsity;
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common, markdown, searches, sq_metrics, sq_render  # noqa: E402
 
 SEARCH_ARMS = {"default": [], "random": ["--sampler", "random", "--enqueue-recipe", "false"],
-               "gp": ["--sampler", "gp"], "nsga2": ["--sampler", "nsga2"], "screen": ["--screen", "100"]}
+               "gp": ["--sampler", "gp"], "nsga2": ["--sampler", "nsga2"], "screen": ["--screen", "100"],
+               "family": ["--space", "family"]}
 # What decides the figures: the product and this benchmark's own measuring code.
 MEASURED_CODE = ("pruners", "trainables", "search", "results", "mlflow_config", "pyproject.toml",
                  "bench/common.py", "bench/searches.py", "bench/search_quality.py", "bench/sq_metrics.py")

@@ -27,7 +27,7 @@ from trainables.models import MODELS, is_factory_spec, model_label, resolve_spec
 from trainables.trial_config import FinetuneSettings
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SPACES = ("auto", "per-layer", "schedule")
+SPACES = ("auto", "per-layer", "schedule", "family")
 SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
 
 
@@ -105,10 +105,16 @@ class _WhatToSearch:
 class _HowToRun:
     # Layer-wise space: one ratio per layer, or a compact depth schedule for deep models
     space: str = _f("auto", "per-layer (one ratio per layer), schedule (conv ratio = start + (end-start) * "
-                    "depth^curve, per-layer for FC), or auto (schedule above 20 prunable layers)")
+                    "depth^curve, per-layer for FC), family (two numbers for every layer: an overall target "
+                    "and an ERK-shaped spread, see --family-*), or auto (schedule above 20 prunable layers)")
     schedule_start: Range = _f((0.0, 0.2), "schedule space: conv sparsity at the first conv", search=True)
     schedule_end: Range = _f((0.2, 0.7), "schedule space: conv sparsity at the last conv", search=True)
     schedule_curve: Range = _f((0.5, 3.0), "schedule space: exponent of the depth curve", search=True)
+    family_target: Range = _f((0.2, 0.98), "family space: fraction of the method's prunable weights removed "
+                              "overall", search=True)
+    family_shape: Range = _f((0.0, 1.5), "family space: spread of that removal, density ~ ERK factor^shape "
+                             "(0 uniform, 1 ERK: larger layers pruned harder), inside the depth-aware bounds",
+                             search=True)
     # Training recipe (fixed within a search)
     baseline_epochs: float = _f(0, "dense baseline epochs (0 = per-dataset default: digits 30, cifar10 15)")
     baseline_lr: float = _f(0.05, "dense baseline learning rate")
@@ -400,6 +406,7 @@ SCALAR_RULES: dict[str, Interval] = {
 RANGE_RULES: dict[str, Interval] = {
     "bounds_conv_early": RATIO, "bounds_conv": RATIO, "bounds_fc": RATIO, "bounds_classifier": RATIO,
     "schedule_start": RATIO, "schedule_end": RATIO, "schedule_curve": POSITIVE,
+    "family_target": RATIO, "family_shape": Interval(0.0, 3.0),
 }
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")

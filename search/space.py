@@ -6,6 +6,7 @@ Deep models (ResNet-56: 57 convs) have too many layers for one free ratio each o
 ~50 trials, so the "schedule" space samples three numbers instead, start/end/curve, and expands
 them to every conv's ratio by depth. The expanded ratios still reach the trial as
 `sparsity.<layer>` keys (as constants), so trials and MLflow see per-layer ratios either way.
+The "family" space (search.family) goes further for any model: a target and a shape, two numbers.
 
 Each searched setting is declared next to its owner (pruners/<method>.py,
 trainables.trial_config.FinetuneSettings) with its kind (int, float, log, choice), which says
@@ -30,6 +31,7 @@ from pruners.registry import get_pruner
 from pruners.settings import SettingSpec
 from pruners.surgery import coupled_layers
 from search.config import SEARCHED, SearchConfig, setting_groups
+from search.family import FAMILY_SETTINGS, family_ratios
 from trainables.trial_config import SPARSITY_PREFIX, FinetuneSettings
 
 # Which layers a method samples a ratio for. A method whose ratio is a fraction of filters
@@ -51,6 +53,7 @@ class LayerBounds(NamedTuple):
     depth: float | None = None  # relative conv depth in [0, 1]; None for Linear layers
     follows: str | None = None  # channel methods: the earlier layer whose output channels this one shares
     filters: bool = True  # channel methods may remove its filters (False: the graph leaves it dense)
+    shape: tuple[int, ...] = ()  # the weight's shape (the family space's ERK factor)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class SpaceSpec:
     ranges: tuple[tuple[str, Any], ...]  # searched setting -> range or choices
     constants: tuple[tuple[str, Any], ...]  # fixed settings merged into every trial config
     schedule: bool = False  # conv ratios from the start/end/curve depth schedule
+    family: bool = False  # every ratio from family_target/family_shape (search.family)
 
 
 def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
@@ -82,6 +86,7 @@ def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = Non
     filters = set(filter_layers(model, prunable_layers(model), example_input))
     coupling = coupling or {}
     caps = caps or {}
+    modules = prunable_layers(model)
     out = []
     for name, kind in layer_kinds(model, example_input).items():
         d = depth.get(name)
@@ -92,7 +97,8 @@ def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = Non
             lo, hi = cfg.bounds_fc if kind == "fc" else cfg.bounds_classifier
         hi = min(hi, caps.get(name, hi))
         lo = min(lo, hi)
-        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name), name in filters))
+        out.append(LayerBounds(name, kind, round(lo, 6), round(hi, 6), d, coupling.get(name), name in filters,
+                               tuple(modules[name].weight.shape)))
     return out
 
 
@@ -113,22 +119,23 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor, caps: dict[
     """`example_input`: one input batch of the model's shape (traced for residual coupling);
     `caps`: per-layer upper bounds from the sensitivity scan, if the search uses one."""
     base_epochs, finetune_epochs = cfg.epochs
-    schedule = uses_schedule(cfg, model)
+    family = cfg.space == "family"
+    schedule = not family and uses_schedule(cfg, model)
     groups = setting_groups()
     owners = [groups["finetune"], *(groups[m] for m in cfg.methods)]
     ranges = tuple((spec.name, getattr(cfg, spec.name)) for owner in owners for spec in owner.specs()
                    if _may_apply(spec, cfg))
-    if schedule:
-        ranges += tuple((name, getattr(cfg, name)) for name in SCHEDULE_SETTINGS)
+    if schedule or family:
+        ranges += tuple((name, getattr(cfg, name)) for name in (SCHEDULE_SETTINGS if schedule else FAMILY_SETTINGS))
     # `space` is the resolved one ("auto" becomes what it chose), so each trial's params say it.
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
                  ("seed", cfg.seed), ("augment", cfg.augment_on), ("latency_batch", cfg.latency_batch),
-                 ("space", "schedule" if schedule else "per-layer"))
+                 ("space", "family" if family else "schedule" if schedule else "per-layer"))
     # Any method that may remove filters (fpgm; taylor at filter granularity) needs the coupling.
     filter_methods = [m for m in cfg.methods if get_pruner(m).structural]
     coupling = channel_coupling(model, example_input) if filter_methods else {}
     return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, caps, example_input)), ranges,
-                     constants, schedule)
+                     constants, schedule, family)
 
 
 def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:
@@ -137,7 +144,7 @@ def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:
 
 
 def _suggest(trial: optuna.Trial, name: str, rng: Any) -> Any:
-    kind = SEARCHED[name].kind if name in SEARCHED else "float"  # the schedule's settings are floats
+    kind = SEARCHED[name].kind if name in SEARCHED else "float"  # the schedule's and family's settings are floats
     if kind == "choice":
         return rng[0] if len(rng) == 1 else trial.suggest_categorical(name, list(rng))
     lo, hi = rng
@@ -182,11 +189,15 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
     kinds = FILTER_KINDS if filters else ALL_KINDS
     # Filter methods skip the layers the dependency graph leaves dense: no dimension that changes nothing.
     layers = [layer for layer in spec.layers if layer.kind in kinds and (layer.filters or not filters)]
-    scheduled: dict[str, float] = {}
-    if spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
+    drawn: dict[str, float] = {}  # ratios a compact space derived from its few numbers
+    if spec.family and layers:
+        target, shape = (_sample(trial, name, ranges[name], fixed) for name in FAMILY_SETTINGS)
+        roots = [layer for layer in layers if not (filters and layer.follows is not None)]
+        drawn = family_ratios({b.name: b.shape for b in roots}, {b.name: (b.lo, b.hi) for b in roots}, target, shape)
+    elif spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
         start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
-        scheduled = expand_schedule(layers, start, end, curve)
-        fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in scheduled.items()})
+        drawn = expand_schedule(layers, start, end, curve)
+    fixed.update({SPARSITY_PREFIX + name: ratio for name, ratio in drawn.items()})
     for layer in sorted(layers, key=lambda b: b.follows is not None):  # roots before the layers following them
         key = SPARSITY_PREFIX + layer.name
         if layer.follows is not None and filters:
@@ -195,7 +206,7 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
             if root_ratio is not None:
                 fixed[key] = root_ratio
                 continue
-        if layer.name in scheduled:
+        if layer.name in drawn:
             continue
         if layer.lo == layer.hi:
             fixed[key] = layer.lo

@@ -33,7 +33,7 @@ def sampled_configs(spec, sampler, n: int):
         study.tell(trial, [sum(v for k, v in config.items() if k.startswith(SPARSITY_PREFIX)), float(i)])
 
 
-@pytest.mark.parametrize("space", ["per-layer", "schedule"])
+@pytest.mark.parametrize("space", ["per-layer", "schedule", "family"])
 @pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler, optuna.samplers.TPESampler])
 def test_every_ratio_stays_inside_its_layer_bounds(space, sampler):
     spec = spec_for("resnet20", space)
