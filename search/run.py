@@ -133,7 +133,7 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
                     f"in experiment {cfg.experiment_name!r}")
             start = time.perf_counter()
             if done < cfg.budget:
-                _tune(cfg, rec, home, data, baseline, dense, done, points, log)
+                _tune(cfg, rec, home, data, baseline, dense, done, points, log, fresh=resume is None)
             return _finish(cfg, rec, client, dense, time.perf_counter() - start, log)
         except BaseException as exc:
             # Whatever stops the search ends its parent run with the reason, never leaves it RUNNING.
@@ -160,7 +160,7 @@ def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline, log) -> dic
     return caps
 
 
-def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -> None:
+def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, fresh: bool = True) -> None:
     import os
 
     from ray import tune
@@ -176,7 +176,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log) -
     model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
     spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline, log))
     _report_graph(rec, model, example, log)
-    if done == 0 and cfg.screen:
+    if fresh and cfg.screen:  # a resume's study already holds what the first start enqueued
         points = [*(points or []), *_screened_points(cfg, rec, spec, data, baseline, len(points or []), log)]
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
