@@ -27,7 +27,8 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Every benchmark's quick setting (bench/, results in BENCHMARKS.md); about 75 min on 2 cores.
+# Every benchmark's default setting (bench/, results in BENCHMARKS.md); hours on 2 cores, and
+# each long one resumes where it stopped when rerun on the same code.
 bench: install
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/speedup.py
@@ -35,6 +36,7 @@ bench: install
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/search_quality.py
 	$(BIN)/python bench/search_quality.py --dataset cifar10 --seeds 0
+	$(BIN)/python bench/article_claims.py
 
 ui: install
 	$(BIN)/python -m results.ui
