@@ -3,6 +3,8 @@
 full retraining for the rest of the baseline's schedule."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -124,7 +126,15 @@ def test_hybrid_qat_fine_tunes_on_the_int8_grid_and_differs_from_ptq(baseline):
         assert out.metrics["size_bytes"] == compress.size_bytes(out.encoded)
 
 
-def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(baseline, monkeypatch):
+@pytest.fixture(scope="module", params=["cosine", "onecycle"])
+def scheduled_baseline(request, tmp_path_factory):
+    """Baselines trained with either schedule: retraining must follow the baseline's own."""
+    spec = dataclasses.replace(SPEC, schedule=request.param)
+    return spec, get_baseline(spec, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+
+
+def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(scheduled_baseline, monkeypatch):
+    spec, baseline = scheduled_baseline
     lrs: list[float] = []  # the learning rate of every optimizer step
     real_step = torch.optim.SGD.step
 
@@ -134,7 +144,7 @@ def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(b
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
     data = small_digits()
-    T = total_steps(len(data.train), SPEC.batch_size, SPEC.epochs)
+    T = total_steps(len(data.train), spec.batch_size, spec.epochs)
     k = 5  # a rewind point the baseline keeps
     base = {**CONSTANTS, "method": "lottery", "lottery_rounds": 2, "lottery_rewind": k / T, **RATIOS}
     run({**base, "lottery_retrain": "full"}, data, baseline)
@@ -142,8 +152,8 @@ def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(b
     assert len(full) == 2 * (T - k)
     # The baseline's own learning rates from step k on (its lr and schedule, not the fine-tune's).
     lrs.clear()
-    train(build_model("simplecnn", 1, 10, 8), data.train, normalizer(data, False), epochs=SPEC.epochs,
-          lr=SPEC.lr, batch_size=SPEC.batch_size, seed=0, schedule=SPEC.schedule)
+    train(build_model("simplecnn", 1, 10, 8), data.train, normalizer(data, False), epochs=spec.epochs,
+          lr=spec.lr, batch_size=spec.batch_size, seed=0, schedule=spec.schedule)
     assert full[: T - k] == pytest.approx(lrs[k:], rel=1e-12, abs=0)
     assert full[T - k:] == pytest.approx(lrs[k:], rel=1e-12, abs=0)
     lrs.clear()
