@@ -10,12 +10,15 @@ WHAT = {
     "random": "random sampler, nothing enqueued",
     "gp": "Optuna GPSampler, the recipe enqueued first",
     "nsga2": "NSGA-II, the recipe enqueued first",
+    "screen": "the default search after screening 100 candidates without fine-tune (--screen 100)",
+    "family": "the default search in the family space (--space family: target + ERK-shaped spread)",
     "recipe": "one-shot: uniform global magnitude",
     "lamp": "one-shot: LAMP allocation",
     "erk": "one-shot: ERK allocation",
     "uniform": "one-shot: every layer at the same ratio",
 }
 COLORS = {"default": "tab:blue", "random": "tab:orange", "gp": "tab:cyan", "nsga2": "tab:olive",
+          "screen": "tab:pink", "family": "tab:gray",
           "recipe": "tab:red", "lamp": "tab:green", "erk": "tab:purple", "uniform": "tab:brown"}
 
 
