@@ -219,13 +219,18 @@ def space_fn(spec: SpaceSpec) -> Callable[[optuna.Trial], dict[str, Any]]:
     return partial(define_space, spec)  # a partial of a module-level function pickles
 
 
-RECIPE_SPARSITIES = (0.5, 0.8, 0.9, 0.2, 0.95)
+# Most useful first, for small budgets: the high-compression end, where the sampler's first
+# (random) draws rarely go and a one-shot is hardest to beat, then the rest of the article's ratios.
+RECIPE_SPARSITIES = (0.9, 0.8, 0.95, 0.5, 0.2)
 
 
 def recipe_points(cfg: SearchConfig) -> list[dict[str, Any]]:
     """The article's recipe: global magnitude at uniform 20/50/80/90/95%, with the same
     fine-tuning. Enqueued first, so the front always contains it (at most a quarter of the
-    budget, most informative ratios first)."""
+    budget, most useful ratios first). Where the search may quantize, the recipe is enqueued in
+    int8: per-channel int8 after the fine-tune costs almost no accuracy (BENCHMARKS.md, QAT vs
+    PTQ and int8 for magnitude) at about a quarter of the bytes, so the fp32 recipe would only
+    seed points the int8 ones dominate."""
     if not cfg.enqueue_recipe or "magnitude" not in cfg.methods or "global" not in cfg.magnitude_scope:
         return []
     lo, hi = cfg.finetune_lr
@@ -233,10 +238,12 @@ def recipe_points(cfg: SearchConfig) -> list[dict[str, Any]]:
     n = min(len(RECIPE_SPARSITIES), cfg.budget // 4)
     points = []
     for s in RECIPE_SPARSITIES[:n]:
-        point = {"finetune_lr": lr, "global_sparsity": s}
+        point: dict[str, Any] = {"finetune_lr": lr, "global_sparsity": s}
         if len(cfg.methods) > 1:
             point["method"] = "magnitude"
         if len(cfg.magnitude_scope) > 1:
             point["magnitude_scope"] = "global"
+        if len(cfg.quantize) > 1 and "int8" in cfg.quantize:
+            point["quantize"] = "int8"
         points.append(point)
     return points
