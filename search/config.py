@@ -84,7 +84,8 @@ class _WhatToSearch:
     methods: tuple[str, ...] = _f(tuple(method_names()), "comma-separated pruning methods to compare")
     objective: str = _f("size", f"second objective, minimized against val accuracy: {', '.join(OBJECTIVES)}")
     sampler: str = _f("tpe", f"Optuna sampler: {', '.join(SAMPLERS)}")
-    enqueue_recipe: bool = _f(True, "start with the article's uniform global-magnitude recipe (20/50/80/90/95%%) "
+    enqueue_recipe: bool = _f(True, "start with the article's uniform global-magnitude recipe (90/80/95/50/20%%, int8 "
+                              "where quantize is searched) "
                               "so the front is never worse than it")
     seed: int = _f(0, "seed for the baseline, the splits, the sampler and every trial")
     # Per-layer sparsity bounds (the depth-aware policy)
