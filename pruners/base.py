@@ -6,6 +6,7 @@ modified) plus the masks and kept-channel indices that describe exactly what was
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -57,6 +58,9 @@ class PruneResult:
     # The method already trained the model to the end (lottery's full retraining): the trial
     # does not fine-tune it again.
     trained: bool = False
+    # What a user should know about this run that is not an error: a setting clipped to the
+    # data, nothing prunable in the model. The trial logs them and records them in MLflow.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,18 @@ class Distillation:
 
     temperature: float
     alpha: float
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """`model.load_state_dict(state)` (strict) for states kept as plain dicts: those carry no
+    `_metadata`, and some modules' loaders require its version (torchvision's MNASNet raises
+    without it), so the model's own metadata is attached. The weights come from this code's own
+    models, so the model's version is theirs."""
+    if getattr(state, "_metadata", None) is None:
+        state = OrderedDict(state)
+        state._metadata = getattr(model.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
+    model.load_state_dict(state)
+    return model
 
 
 # (model, ratios, the method's typed settings, context) -> result; each method types its settings.

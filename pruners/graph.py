@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from pruners.layers import prunable_layers
+from pruners.layers import layer_kinds, prunable_layers
+
+# Kinds of layer whose whole output channels (filters) a structural method may remove: not the
+# classifier, whose outputs are the classes.
+FILTER_KINDS = ("conv_early", "conv", "fc")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,21 @@ def layer_plan(model: nn.Module, example_input: torch.Tensor) -> LayerPlan:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = _analyze(model, example_input)
     return _CACHE[key]
+
+
+def filter_layers(model: nn.Module, names, example_input: torch.Tensor) -> list[str]:
+    """The layers of `names` that lose whole filters: not the classifier and not a layer the
+    dependency graph cannot prune safely (left dense, see LayerPlan.dense). Every structural
+    method asks this one function."""
+    kinds = layer_kinds(model, example_input)
+    dense = layer_plan(model, example_input).dense
+    return [n for n in names if kinds.get(n) in FILTER_KINDS and n not in dense]
+
+
+def nothing_to_prune(method: str) -> str:
+    """The note of a structural method on a model where no layer can lose filters."""
+    return (f"{method}: no layer of this model can lose filters (the classifier keeps its outputs; see the "
+            "layers the dependency graph leaves dense); no filter removed")
 
 
 def run_order(model: nn.Module, example_input: torch.Tensor) -> list[str]:
@@ -120,14 +139,25 @@ def _output_layers(DG, names_of: dict[nn.Module, str]) -> list[str]:
 
 def _unsafe(model: nn.Module, names: list[str], example_input: torch.Tensor) -> dict[str, str]:
     """Layers whose group cannot lose one channel and still run: tried all at once (the common
-    case, one copy), then one at a time only if that failed."""
-    if not names or _try_drop(model, names, example_input) is None:
+    case, one copy), then one at a time only if that failed. If each layer passes alone but not
+    all together, layers are added one by one in run order and the ones whose addition breaks
+    the joint drop are left dense too: the probe never says "all safe" for a set of layers that
+    the methods would then fail to prune."""
+    joint = _try_drop(model, names, example_input) if names else None
+    if joint is None:
         return {}
     found = {}
     for name in names:
         reason = _try_drop(model, [name], example_input)
         if reason is not None:
             found[name] = reason
+    accepted: list[str] = []
+    for name in (n for n in names if n not in found):
+        reason = _try_drop(model, [*accepted, name], example_input)
+        if reason is None:
+            accepted.append(name)
+        else:
+            found[name] = f"cannot be pruned together with {', '.join(accepted[-3:]) or 'the others'}: {reason}"
     return found
 
 
@@ -140,15 +170,12 @@ def _try_drop(model: nn.Module, names: list[str], example_input: torch.Tensor) -
     try:
         with torch.no_grad():
             before = trial(example_input)
-        coupled = surgery.coupled_layers(trial, names, example_input)
-        modules = dict(trial.named_modules())
-        drop = {}
-        for root, members in coupled.items():
-            n = surgery.out_channels(modules[root])
-            if n < 2:
-                return f"{root} has a single output channel"
-            drop.update({m: [n - 1] for m in members if m in names or m == root})
-        surgery.remove_channels(trial, drop, example_input)
+        groups = surgery.channel_groups(trial, names, example_input)
+        single = [g.root for g in groups if g.size < 2]
+        if single:
+            return f"{single[0]} has a single output channel"
+        # The methods' own path: roots choose, members follow their mapped channels.
+        surgery.remove_channels(trial, surgery.spread(groups, {g.root: [g.size - 1] for g in groups}), example_input)
         with torch.no_grad():
             after = trial(example_input)
         if getattr(after, "shape", None) != getattr(before, "shape", None):

@@ -25,6 +25,7 @@ from torch import nn
 # Whole modules, not names: importing any method module first runs registry.py, which imports
 # this module while fpgm/magnitude may still be half-initialized.
 from pruners import fpgm, magnitude
+from pruners.graph import filter_layers, nothing_to_prune
 from pruners.base import Distillation, PruneContext, PruneResult
 from pruners.masking import apply_masks
 from pruners.registry import register
@@ -56,11 +57,12 @@ def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettin
     if settings.hybrid_quant not in QUANT_MODES:
         raise ValueError(f"hybrid_quant {settings.hybrid_quant!r}; expected one of {', '.join(QUANT_MODES)}")
     pruned = copy.deepcopy(model)
-    filter_ratios = {n: filter_ratio for n in fpgm.filter_layers(pruned, ratios, ctx.example_input)}
+    filter_ratios = {n: filter_ratio for n in filter_layers(pruned, ratios, ctx.example_input)}
     kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
     # Module names survive surgery, so the ratios' keys still name the (smaller) layers.
     masks = magnitude.layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)
     distill = Distillation(settings.hybrid_temperature, settings.hybrid_alpha)
+    notes = [] if kept or not filter_ratio else [nothing_to_prune("hybrid") + ", weights pruned only"]
     return PruneResult(model=pruned, masks=masks, kept_channels=kept, distill=distill,
-                       qat=settings.hybrid_quant == "qat")
+                       qat=settings.hybrid_quant == "qat", notes=notes)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from pruners.base import Masks, PruneContext, PruneResult
+from pruners.base import Masks, PruneContext, PruneResult, load_weights
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
@@ -131,7 +131,7 @@ def run_rounds(
         history.append(masks)
         last = r == rounds - 1
         # The whole state dict, so BatchNorm running statistics rewind along with the weights.
-        pruned.load_state_dict(final_state if last and final_state is not None else rewind_state)
+        load_weights(pruned, final_state if last and final_state is not None else rewind_state)
         apply_masks(pruned, masks)
         if (not last or retrain_last) and retrain is not None:  # checked above
             retrain(pruned, masks)

@@ -22,11 +22,12 @@ import torch
 from torch import nn
 
 from pruners.base import Batch, PruneContext, PruneResult
+from pruners.graph import filter_layers, nothing_to_prune
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
 from pruners.settings import AT_LEAST_1, MethodSettings, setting
-from pruners.surgery import coupled_layers, out_channels, remove_channels
+from pruners.surgery import ChannelGroup, channel_groups, complement, out_channels, remove_channels, spread
 
 GRANULARITIES = ("weight", "filter")
 
@@ -58,11 +59,13 @@ def taylor_importance(
     n_batches: int,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     granularity: str = "weight",
+    notes: list[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per weight |dL/dw * w| (shaped like the weight) or per filter (sum_filter g*w)^2 (one
     value per output channel), summed over the first `n_batches` of `batches`, keyed by
     parameter name (`"conv1.weight"`). Leaves the model's weights, buffers, `.grad` and mode
-    as they were."""
+    as they were. `notes` (when given) receives a line if the data held fewer batches than
+    asked: the sum is then over the batches there were."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"taylor_granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}")
     term = _per_weight if granularity == "weight" else _per_filter
@@ -71,6 +74,8 @@ def taylor_importance(
     layers = prunable_layers(model)
     params = {f"{name}.weight": layers[name].weight for name in layer_names}
     importance: dict[str, torch.Tensor] = {}
+    if not params:
+        return importance
     device = next(iter(params.values())).device
     was_training = model.training
     # Eval mode: in train mode every forward would update BatchNorm running statistics, so
@@ -90,9 +95,22 @@ def taylor_importance(
                 seen += 1
     finally:
         model.train(was_training)
-    if seen < n_batches:
-        raise ValueError(f"taylor_batches={n_batches} but the data yielded only {seen} batches")
+    if seen == 0:
+        raise ValueError(f"taylor_batches={n_batches} but the training data yielded no batch")
+    if seen < n_batches and notes is not None:
+        notes.append(f"taylor_batches={n_batches} but the training data has only {seen} batches: "
+                     f"importance summed over {seen}")
     return importance
+
+
+def group_scores(group: ChannelGroup, importance: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """One score per root channel: the summed importance of every channel removed with it
+    (through a residual addition the same index, through a concatenation a shifted one)."""
+    score = torch.zeros(group.size, dtype=torch.float64)
+    for member, mapping in group.members.items():
+        roots, channels = (torch.tensor(list(idx), dtype=torch.long) for idx in zip(*mapping.items()))
+        score.index_add_(0, roots, importance[f"{member}.weight"][channels].double())
+    return score
 
 
 def taylor_filter_drop(
@@ -100,18 +118,13 @@ def taylor_filter_drop(
 ) -> dict[str, list[int]]:
     """Per filter layer in `ratios` (classifier excluded), the round(ratio * n) least important
     output channels (ties to the lower index, at least one kept); coupled layers share the
-    drop of their group, ranked by the group's summed importance at the first layer's ratio."""
-    from pruners.fpgm import filter_layers  # not at import time: registry imports both modules
-
-    layers = prunable_layers(model)
-    drop: dict[str, list[int]] = {}
-    for root, members in coupled_layers(model, filter_layers(model, ratios), example).items():
-        score = sum(importance[f"{m}.weight"] for m in members)
-        n = out_channels(layers[root])
-        n_drop = min(int(round(float(ratios[root]) * n)), n - 1)
-        idxs = sorted(torch.argsort(score, stable=True)[:n_drop].tolist())
-        drop.update({m: idxs for m in members})
-    return drop
+    drop of their group, ranked by the group's summed importance at the root's ratio."""
+    groups = channel_groups(model, filter_layers(model, ratios, example), example)
+    root_drop = {}
+    for g in groups:
+        n_drop = min(int(round(float(ratios[g.root]) * g.size)), g.size - 1)
+        root_drop[g.root] = sorted(torch.argsort(group_scores(g, importance), stable=True)[:n_drop].tolist())
+    return spread(groups, root_drop)
 
 
 def _removes(settings: TaylorSettings) -> tuple[bool, bool]:
@@ -128,19 +141,20 @@ def taylor(model: nn.Module, ratios: Mapping[str, float], settings: TaylorSettin
         raise ValueError(f"taylor_granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}")
     pruned = copy.deepcopy(model)
     n_batches = settings.taylor_batches
+    notes: list[str] = []
     if granularity == "filter":
-        from pruners.fpgm import filter_layers
-
         layers = prunable_layers(pruned)
         # Every coupled member is scored, so the whole group's loss change is counted.
-        scored = [m for ms in coupled_layers(pruned, filter_layers(pruned, ratios), ctx.example_input).values()
-                  for m in ms]
-        importance = taylor_importance(pruned, scored, ctx.batches(), n_batches, ctx.loss_fn, "filter")
+        groups = channel_groups(pruned, filter_layers(pruned, ratios, ctx.example_input), ctx.example_input)
+        if not groups:
+            return PruneResult(model=pruned, notes=[nothing_to_prune("taylor (filter)")])
+        scored = [m for g in groups for m in g.members]
+        importance = taylor_importance(pruned, scored, ctx.batches(), n_batches, ctx.loss_fn, "filter", notes)
         drop = taylor_filter_drop(pruned, ratios, importance, ctx.example_input)
-        kept = {n: [i for i in range(out_channels(layers[n])) if i not in set(d)] for n, d in drop.items()}
+        kept = {n: complement(d, out_channels(layers[n])) for n, d in drop.items()}
         remove_channels(pruned, drop, ctx.example_input)
-        return PruneResult(model=pruned, kept_channels=kept)
-    importance = taylor_importance(pruned, list(ratios), ctx.batches(), n_batches, ctx.loss_fn)
+        return PruneResult(model=pruned, kept_channels=kept, notes=notes)
+    importance = taylor_importance(pruned, list(ratios), ctx.batches(), n_batches, ctx.loss_fn, notes=notes)
     masks = {f"{n}.weight": keep_mask(importance[f"{n}.weight"], r) for n, r in ratios.items()}
     apply_masks(pruned, masks)
-    return PruneResult(model=pruned, masks=masks)
+    return PruneResult(model=pruned, masks=masks, notes=notes)

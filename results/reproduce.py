@@ -73,6 +73,7 @@ def get_trial_runs(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, Ru
 
 def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None = None,
                dataset: str | None = None, data_dir: Path | None = None) -> Trial:
+    from pruners.base import load_weights
     from pruners.surgery import rebuild
     from trainables import compress
     from trainables.baseline import normalizer
@@ -98,7 +99,7 @@ def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None
             kept = json.loads(artifacts.download(client, run_id, KEPT_FILE, Path(tmp)).read_text())
             model = rebuild(model, kept, norm(data.val.x[:1]))
     try:
-        model.load_state_dict(compress.decode(encoded))
+        load_weights(model, compress.decode(encoded))
     except RuntimeError:  # shapes differ: the data given does not match the trial's model
         raise ReproduceError(f"--dataset/--data-dir: {data.name} images ({data.in_channels}x{data.image_size}x"
                              f"{data.image_size}, {data.num_classes} classes) do not fit trial {run_id!r}'s "

@@ -276,7 +276,7 @@ def _report_graph(rec, model, example, log) -> None:
     plan = layer_plan(model, example)
     dense = "; ".join(f"{n} ({why})" for n, why in plan.dense.items()) or "none"
     log(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
-        f"left dense by fpgm/hybrid: {dense}")
+        f"left dense by the filter methods (fpgm, filter taylor, hybrid): {dense}")
     client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
     client.set_tag(rec.parent_run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
     client.set_tag(rec.parent_run_id, "graph_left_dense", ",".join(plan.dense) or "none")
@@ -289,6 +289,15 @@ def _storage_path(cfg: SearchConfig, home: Path) -> str:
     if "://" in cfg.storage_path and not cfg.storage_path.startswith("file://"):
         return cfg.storage_path
     return str(Path(cfg.storage_path.removeprefix("file://")).expanduser().absolute())
+
+
+def _most_common_failure(trials) -> tuple[str, int]:
+    """The most frequent first line of the failed trials' reasons, and how many trials it hit."""
+    from collections import Counter
+
+    reasons = Counter((str(t.user_attrs.get("failure_reason") or "no reason recorded").strip().splitlines() or [""])[0]
+                      for t in trials)
+    return reasons.most_common(1)[0]
 
 
 def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
@@ -315,12 +324,23 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
             f"  python -m search.run --home {cfg.home} --resume {rec.name}")
         return 130
     mark_orphans_failed(client, tracking.child_runs(client, rec.experiment_id, rec.parent_run_id))
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    if failed and len(failed) == done:
+        reason, hits = _most_common_failure(failed)
+        tracking.log_metrics(client, rec.parent_run_id, {"trials_finished": 0, "trials_failed": len(failed)})
+        tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"every trial failed: {reason}")
+        log(f"\nsearch {rec.name}: all {done} trials failed; the most common reason ({hits} of {done}): {reason}")
+        return 1
     _screen_correlation(cfg, rec, client, study, log)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
                            f"{cfg.model} on {cfg.dataset}: {rec.name}", log)
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
     tracking.finish_run(client, rec.parent_run_id, ok=True)
     log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
+    if failed:
+        reason, hits = _most_common_failure(failed)
+        log(f"{len(failed)} of {done} trials failed (most common, {hits}x: {reason[:200]}); each failed trial's "
+            "reason is its MLflow tag failure_reason")
     remote = rec.tracking_uri.startswith(("http://", "https://"))
     start = "" if remote else f"  python -m results.ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 import optuna
 import torch
 
-from pruners.fpgm import filter_layers
+from pruners.graph import FILTER_KINDS, filter_layers
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
 from pruners.registry import get_pruner
 from pruners.settings import SettingSpec
@@ -35,9 +35,8 @@ from search.family import FAMILY_SETTINGS, family_ratios
 from trainables.trial_config import SPARSITY_PREFIX, FinetuneSettings
 
 # Which layers a method samples a ratio for. A method whose ratio is a fraction of filters
-# (Pruner.ratios_are_filters: fpgm, taylor at filter granularity) never prunes the classifier's
-# outputs (they are the classes).
-FILTER_KINDS = ("conv_early", "conv", "fc")
+# (Pruner.ratios_are_filters: fpgm, taylor at filter granularity) samples pruners.graph's
+# FILTER_KINDS: never the classifier's outputs (they are the classes).
 ALL_KINDS = ("conv_early", "conv", "fc", "classifier")
 CONV_KINDS = ("conv_early", "conv")
 # The schedule space's own settings (SearchConfig fields with search=True), sampled as floats.
@@ -75,13 +74,12 @@ def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
     return {m: root for root, members in coupled_layers(model, names, example_input).items() for m in members[1:]}
 
 
-def layer_bounds(model, cfg: SearchConfig, coupling: dict[str, str] | None = None,
-                 caps: dict[str, float] | None = None,
-                 example_input: torch.Tensor | None = None) -> list[LayerBounds]:
+def layer_bounds(model, cfg: SearchConfig, example_input: torch.Tensor, coupling: dict[str, str] | None = None,
+                 caps: dict[str, float] | None = None) -> list[LayerBounds]:
     """Depth-aware: the first conv uses bounds_conv_early, the last conv bounds_conv, convs in
     between interpolate by depth; hidden FC layers bounds_fc, the classifier bounds_classifier.
     `caps` (the sensitivity scan's, trainables.sensitivity) lower a layer's upper bound further.
-    In depth order (the graph's, given an example input)."""
+    In depth order (the graph's, traced on `example_input`)."""
     depth = conv_depth(model, example_input)
     filters = set(filter_layers(model, prunable_layers(model), example_input))
     coupling = coupling or {}
@@ -134,7 +132,7 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor, caps: dict[
     # Any method that may remove filters (fpgm; taylor at filter granularity) needs the coupling.
     filter_methods = [m for m in cfg.methods if get_pruner(m).structural]
     coupling = channel_coupling(model, example_input) if filter_methods else {}
-    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, coupling, caps, example_input)), ranges,
+    return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, example_input, coupling, caps)), ranges,
                      constants, schedule, family)
 
 

@@ -69,6 +69,9 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
         tracking.log_params(client, run_id, {f"{SPARSITY_PREFIX}{k}": v for k, v in outcome.effective_ratios.items()
                                              if k not in tc.ratios})
         tracking.log_metrics(client, run_id, {f"achieved_sparsity.{k}": v for k, v in outcome.layer_sparsity.items()})
+        tracking.log_metrics(client, run_id, {f"removed_filters.{k}": v for k, v in outcome.removed_filters.items()})
+        if outcome.notes:
+            tracking.set_tags(client, run_id, {"notes": "; ".join(outcome.notes)[:5000]})
         artifacts.log_tensors(client, run_id, outcome.masks, artifacts.MASKS_DIR, artifacts.MASKS_FILE)
         artifacts.log_tensors(client, run_id, outcome.encoded, artifacts.WEIGHTS_DIR, artifacts.WEIGHTS_FILE)
         if outcome.kept_channels:

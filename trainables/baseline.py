@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pruners.base import load_weights
 from trainables.checkpoint import check_fits, file_sha256
 from trainables.data import DataError, DatasetBundle, one_line
 from trainables.loops import Normalizer, evaluate, train
@@ -64,7 +65,7 @@ class Baseline:
 
     def build(self, model_name: str, data: DatasetBundle) -> nn.Module:
         model = build_model(model_name, data.in_channels, data.num_classes, data.image_size)
-        model.load_state_dict(self.state)
+        load_weights(model, self.state)
         return model
 
 
@@ -118,7 +119,7 @@ def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> 
     model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
     state = check_fits(model, Path(spec.checkpoint))
     rewind = {0: check_fits(model, Path(spec.rewind_checkpoint), "--rewind-checkpoint")} if spec.rewind_checkpoint else {}
-    model.load_state_dict(state)
+    load_weights(model, state)
     plain = normalizer(data, False)
     metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain), "train_s": 0.0}
     log(f"baseline {key}: dense model from checkpoint {spec.checkpoint}: measured val_acc={metrics[VAL_ACC]:.4f} "

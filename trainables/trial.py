@@ -36,6 +36,11 @@ class TrialOutcome:
     # Per prunable layer, the ratio in effect: the sampled one, or for layers the method did not
     # sample (global magnitude, fpgm's classifier) the achieved weight / filter fraction.
     effective_ratios: dict[str, float] = field(default_factory=dict)
+    # Structural results: per prunable layer, the fraction of its output channels removed (0 for
+    # a layer left whole: the classifier, a layer the graph cannot prune, a sampled ratio that
+    # rounded to no filter). What was pruned, whatever was sampled.
+    removed_filters: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the pruner's notes (pruners.base.PruneResult)
 
 
 def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
@@ -81,6 +86,8 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
     torch.manual_seed(seed)
     log(f"pruning with {tc.method}")
     result = get_pruner(tc.method)(dense, tc.ratios, tc.settings, ctx)
+    for note in result.notes:
+        log(f"note: {note}")
     model, masks = result.model.to(device), dict(result.masks)
     prune_val_acc = evaluate_pruned(model, data, norm_eval, recalibrate if result.kept_channels else None, device)
     names = [f"{n}.weight" for n in prunable_layers(model)]
@@ -121,8 +128,16 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
     # The ratios in effect are the pruning's: int8 rounding zeros are stored (per_layer) but
     # were not pruned, so a filter method's classifier still reads 0.
     pruned = {n: 1.0 - float(m.float().mean()) for n, m in result.masks.items()}
+    structural, _ = get_pruner(tc.method).removes(tc.settings)
+    removed = _removed_filters(dense, result.kept_channels) if structural else {}
     return TrialOutcome(metrics, masks, dict(result.kept_channels), encoded, per_layer,
-                        _effective_ratios(tc.ratios, dense, result.kept_channels, pruned))
+                        _effective_ratios(tc.ratios, dense, result.kept_channels, pruned), removed,
+                        list(result.notes))
+
+
+def _removed_filters(dense, kept_channels) -> dict[str, float]:
+    return {name: 1.0 - len(kept_channels[name]) / module.weight.shape[0] if name in kept_channels else 0.0
+            for name, module in prunable_layers(dense).items()}
 
 
 def evaluate_pruned(model, data: DatasetBundle, norm, recalibrate, device) -> float:

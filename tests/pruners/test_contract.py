@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruners.base import PruneContext, PruneResult
-from pruners.fpgm import filter_layers
+from pruners.graph import filter_layers
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks
 from pruners.registry import PRUNERS, get_pruner
@@ -35,7 +35,7 @@ def make_dense(model_name: str, init_seed: int = 0) -> nn.Module:
 
 
 def make_ratios(model: nn.Module) -> dict[str, float]:
-    filters = set(filter_layers(model, prunable_layers(model)))
+    filters = set(filter_layers(model, prunable_layers(model), torch.zeros(1, 1, 8, 8)))
     return {name: FILTER_RATIO if name in filters else CLASSIFIER_RATIO for name in prunable_layers(model)}
 
 
@@ -182,7 +182,7 @@ def test_structural_methods_keep_the_requested_channels_and_shrink_the_model(cas
         assert n_params(result.model) == n_params(dense)
         assert all(layers[n].weight.shape == m.weight.shape for n, m in dense_layers.items())
         return
-    assert set(result.kept_channels) == set(filter_layers(dense, dense_layers))  # classifier excluded
+    assert set(result.kept_channels) == set(filter_layers(dense, dense_layers, torch.zeros(1, 1, 8, 8)))  # classifier excluded
     for name, kept in result.kept_channels.items():
         n = out_channels(dense_layers[name])
         assert len(kept) == n - round(FILTER_RATIO * n), name

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pruners.base import PruneContext
-from pruners.fpgm import filter_layers
+from pruners.graph import filter_layers
 from pruners.graph import layer_plan
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
 from pruners.registry import get_pruner
@@ -74,3 +74,23 @@ def test_a_model_the_graph_cannot_trace_is_left_dense_not_crashed_on():
     assert result.kept_channels == {}
     with torch.no_grad():
         torch.testing.assert_close(result.model(x), model(x))
+
+
+def test_layers_that_fail_only_together_are_found_and_the_rest_pass_jointly(monkeypatch):
+    """The probe's last resort: each layer passes alone, the set does not. Layers are added in
+    run order and the one whose addition breaks the joint drop is left dense, so the layers it
+    calls safe are safe together (the methods prune them together)."""
+    from pruners import graph
+
+    calls = []
+
+    def fake_try_drop(model, names, example_input):
+        calls.append(list(names))
+        return "conflict" if {"a", "c"} <= set(names) else None
+
+    monkeypatch.setattr(graph, "_try_drop", fake_try_drop)
+    found = graph._unsafe(nn.Identity(), ["a", "b", "c", "d"], X)
+    assert set(found) == {"c"} and "together with a, b: conflict" in found["c"]
+    assert fake_try_drop(None, [n for n in "abcd" if n not in found], X) is None
+    assert graph._unsafe(nn.Identity(), ["a", "b"], X) == {}  # the joint drop passes: one try
+    assert calls[-1] == ["a", "b"]

@@ -108,14 +108,22 @@ def test_prune_sparsity_ranking_and_input_untouched():
         assert torch.equal(pruned_params[key][mask], before[key][mask])
 
 
-def test_missing_or_short_data_raises():
+def test_missing_data_raises_and_short_data_is_clipped_with_a_note():
     model, batches = make_model(), make_batches(2)
     ctx = PruneContext(example_input=batches[0][0])
     with pytest.raises(ValueError, match="batches is None"):
         taylor_mod.taylor(model, RATIOS, {"taylor_batches": 2}, ctx)
+    with pytest.raises(ValueError, match="no batch"):
+        taylor_mod.taylor(model, RATIOS, {"taylor_batches": 2},
+                          PruneContext(example_input=batches[0][0], batches=lambda: iter(())))
     ctx = PruneContext(example_input=batches[0][0], batches=lambda: iter(batches))
-    with pytest.raises(ValueError, match="only 2 batches"):
-        taylor_mod.taylor(model, RATIOS, {"taylor_batches": 3}, ctx)
+    for granularity in taylor_mod.GRANULARITIES:
+        short = taylor_mod.taylor(model, RATIOS, {"taylor_batches": 6, "taylor_granularity": granularity}, ctx)
+        exact = taylor_mod.taylor(model, RATIOS, {"taylor_batches": 2, "taylor_granularity": granularity}, ctx)
+        assert short.notes == ["taylor_batches=6 but the training data has only 2 batches: importance summed over 2"]
+        assert exact.notes == []
+        assert short.kept_channels == exact.kept_channels  # the sum over the 2 batches there are
+        assert all(torch.equal(short.masks[k], exact.masks[k]) for k in exact.masks)
 
 
 # ---- filter granularity (Molchanov et al. 2019) ------------------------------------------------
@@ -176,7 +184,7 @@ def test_filter_taylor_removes_the_least_important_whole_filters_physically():
 
 
 def test_filter_taylor_on_a_resnet_removes_residual_coupled_channels_together():
-    from pruners.fpgm import filter_layers
+    from pruners.graph import filter_layers
     from pruners.layers import prunable_layers
     from pruners.surgery import coupled_layers
     from trainables.models import build_model
@@ -185,7 +193,7 @@ def test_filter_taylor_on_a_resnet_removes_residual_coupled_channels_together():
     model = build_model("resnet20", 1, 10, 8).eval()
     g = torch.Generator().manual_seed(2)
     batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(2)]
-    names = filter_layers(model, prunable_layers(model))
+    names = filter_layers(model, prunable_layers(model), batches[0][0][:1])
     groups = coupled_layers(model, names, batches[0][0][:1])
     ratios = {n: 0.25 for n in names}
     result = prune_filters(model, batches, ratios)

@@ -66,9 +66,11 @@ def finished_children(home: Path, name: str) -> int:
         return 0
 
 
-def test_failing_trials_are_recorded_with_their_reason_and_the_search_goes_on(ray_session, tmp_path):
+def test_failing_trials_are_recorded_with_their_reason_and_the_search_goes_on(ray_session, tmp_path, capsys):
     result = run_small_search(tmp_path, "diverge", 2, "--methods", "magnitude", "--finetune-lr", "1e6")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # nothing worked: not a success
+    out = capsys.readouterr().out
+    assert "search diverge: all 2 trials failed; the most common reason (2 of 2): DivergedError: loss became" in out
     assert study_counts(tmp_path, "diverge") == {"FAIL": 2}
     study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert all("loss became" in t.user_attrs["failure_reason"] for t in study.trials)
@@ -76,7 +78,8 @@ def test_failing_trials_are_recorded_with_their_reason_and_the_search_goes_on(ra
     assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)
     assert all("DivergedError" in r.data.tags["failure_reason"] for r in runs)
     parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_failed"] == 2
+    assert parent.info.status == "FAILED" and parent.data.metrics["trials_failed"] == 2
+    assert parent.data.tags["failure_reason"].startswith("every trial failed: DivergedError")
 
 
 def test_sigkilled_driver_resumes_to_budget_without_loss_or_duplicates(tmp_path):

@@ -111,7 +111,7 @@ def test_auto_picks_schedule_for_deep_models_only():
 
 def test_per_layer_bounds_follow_depth():
     cfg = SearchConfig(model="resnet20")
-    layers = layer_bounds(build_model("resnet20", 1, 10, 8), cfg)
+    layers = layer_bounds(build_model("resnet20", 1, 10, 8), cfg, torch.zeros(1, 1, 8, 8))
     convs = [layer for layer in layers if layer.kind in ("conv_early", "conv")]
     assert (convs[0].lo, convs[0].hi, convs[-1].hi) == (0.0, 0.2, 0.7)
     assert [layer.hi for layer in convs] == sorted(layer.hi for layer in convs)

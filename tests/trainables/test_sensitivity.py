@@ -70,8 +70,8 @@ def test_caps_lower_the_search_bounds():
 
     cfg = load_config(["--sensitivity-drop", "0.05"])
     model = build_model("simplecnn", 1, 10, 8)
-    plain = {b.name: b for b in layer_bounds(model, cfg)}
-    capped = {b.name: b for b in layer_bounds(model, cfg, caps={"fc1": 0.5, "conv1": 0.0})}
+    plain = {b.name: b for b in layer_bounds(model, cfg, torch.zeros(1, 1, 8, 8))}
+    capped = {b.name: b for b in layer_bounds(model, cfg, torch.zeros(1, 1, 8, 8), caps={"fc1": 0.5, "conv1": 0.0})}
     assert plain["fc1"].hi == 0.98 and capped["fc1"].hi == 0.5
     assert capped["conv1"].lo == capped["conv1"].hi == 0.0  # a fragile layer stays dense
     assert capped["conv2"] == plain["conv2"]
