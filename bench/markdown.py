@@ -39,7 +39,7 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 
 SECTION_ORDER = ("intro", "summary", "baseline_recipe_cifar10", "baseline_recipe_digits", "search_quality_digits", "search_quality_cifar10", "overhead_cifar10",
                  "overhead_digits", "throughput_cifar10", "throughput_digits", "speedup", "concurrency_cifar10",
-                 "concurrency_digits", "article_claims_cifar10")
+                 "concurrency_digits", "article_claims_cifar10", "fpgm_speed")
 
 
 def _replace_block(text: str, key: str, body: str) -> str:
@@ -81,7 +81,7 @@ def update_section(key: str, body: str) -> None:
 # Result file name prefix -> the script that wrote it (and renders it).
 OWNERS = (("baseline_recipe", "bench.baseline_recipe"), ("search_quality", "bench.search_quality"), ("overhead", "bench.overhead"),
           ("throughput", "bench.throughput"), ("speedup", "bench.speedup"), ("concurrency", "bench.concurrency"),
-          ("article_claims", "bench.article_claims"))
+          ("article_claims", "bench.article_claims"), ("fpgm_speed", "bench.fpgm_speed"))
 
 
 def owner(name: str):

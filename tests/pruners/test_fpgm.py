@@ -198,3 +198,16 @@ def test_baseline_untouched_and_train_mode_kept():
     assert result.model.training and base.training
     assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     assert torch.equal(result.model.bn1.running_mean, before["bn1.running_mean"][result.kept_channels["conv1"]])
+
+
+def test_matrix_product_distances_match_the_direct_pairwise_sum():
+    """The fast criterion (one float64 matrix product) against the direct pairwise differences,
+    on filters that share a large common offset: where ||a||^2 + ||b||^2 - 2ab cancels most."""
+    from pruners.fpgm import fpgm_scores
+
+    g = torch.Generator().manual_seed(3)
+    weight = 100.0 + 0.01 * torch.randn(24, 16, 3, 3, generator=g)
+    flat = weight.flatten(1).double()
+    direct = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist").sum(dim=1)
+    torch.testing.assert_close(fpgm_scores(weight), direct, rtol=1e-6, atol=0)
+    assert fpgm_drop_indices(weight, 0.5) == sorted(torch.argsort(direct, stable=True)[:12].tolist())
