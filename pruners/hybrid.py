@@ -29,7 +29,7 @@ from pruners.graph import filter_layers, nothing_to_prune
 from pruners.base import Distillation, PruneContext, PruneResult
 from pruners.masking import apply_masks
 from pruners.registry import register
-from pruners.settings import POSITIVE, Interval, MethodSettings, setting
+from pruners.settings import Interval, MethodSettings, setting
 
 # Removing 90%+ of every layer's filters leaves too little to weight-prune or distill into.
 FILTER_RATIOS = Interval(0.0, 0.9, hi_open=True)
@@ -40,7 +40,7 @@ QUANT_MODES = ("ptq", "qat")
 class HybridSettings(MethodSettings):
     hybrid_filter_ratio: float = setting(0.25, search=(0.0, 0.5), accepted=FILTER_RATIOS,
                                          help="hybrid: fraction of filters removed before weight pruning")
-    hybrid_temperature: float = setting(4.0, search=(1.0, 8.0), accepted=POSITIVE,
+    hybrid_temperature: float = setting(4.0, search=(1.0, 8.0), accepted=Interval(0.0, 100.0, lo_open=True),
                                         help="hybrid: distillation temperature")
     hybrid_alpha: float = setting(0.5, search=(0.1, 0.9), accepted=Interval(0.0, 1.0),
                                   help="hybrid: distillation weight")

@@ -28,7 +28,7 @@ from pruners.base import Masks, PruneContext, PruneResult, load_weights
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask_within
 from pruners.registry import register
-from pruners.settings import AT_LEAST_1, RATIO, MethodSettings, setting
+from pruners.settings import RATIO, Interval, MethodSettings, setting
 
 
 RETRAIN_MODES = ("full", "finetune")
@@ -38,7 +38,7 @@ REINIT_SALT = 0x5EED  # the control's init must not replay the baseline's (same 
 
 @dataclass(frozen=True)
 class LotterySettings(MethodSettings):
-    lottery_rounds: int = setting(1, search=(1, 5), kind="int", accepted=AT_LEAST_1, help="lottery: pruning rounds R")
+    lottery_rounds: int = setting(1, search=(1, 5), kind="int", accepted=Interval(1, 30), help="lottery: pruning rounds R")
     lottery_rewind: float = setting(0.0, search=(0.0, 0.02), kind="choice", accepted=RATIO,
                                     help="lottery: rewind points as fractions of the baseline's training iterations "
                                          "(0 = the initialization; late rewinding e.g. 0.005, 0.02, 0.05)")

@@ -64,6 +64,9 @@ class SettingSpec:
     help: str
     value_type: type  # int, float or str: the type a trial receives
     when: tuple[str, tuple] | None = None
+    # Counted in training batches: checked against the data's batch count before the search
+    # starts (a range whose low end exceeds it is refused; trials clip the rest with a note).
+    counts_batches: bool = False
 
     @property
     def is_range(self) -> bool:
@@ -85,7 +88,8 @@ class SettingSpec:
 
 
 def setting(default: Any, *, search: tuple, help: str, kind: str = "float",  # noqa: A002 - mirrors argparse
-            accepted: Interval | tuple | None = None, when: tuple[str, tuple] | None = None) -> Any:
+            accepted: Interval | tuple | None = None, when: tuple[str, tuple] | None = None,
+            counts_batches: bool = False) -> Any:
     """A settings-dataclass field (see the module docstring). Choices default to accepting
     exactly the searched ones."""
     if kind not in KINDS:
@@ -94,7 +98,8 @@ def setting(default: Any, *, search: tuple, help: str, kind: str = "float",  # n
         if kind != "choice":
             raise ValueError("a range setting needs `accepted` (an Interval)")
         accepted = tuple(search)
-    meta = {"kind": kind, "search": tuple(search), "accepted": accepted, "help": help, "when": when}
+    meta = {"kind": kind, "search": tuple(search), "accepted": accepted, "help": help, "when": when,
+            "counts_batches": counts_batches}
     return field(default=default, metadata={"setting": meta})
 
 

@@ -26,7 +26,7 @@ from pruners.graph import filter_layers, nothing_to_prune
 from pruners.layers import prunable_layers
 from pruners.masking import apply_masks, keep_mask
 from pruners.registry import register
-from pruners.settings import AT_LEAST_1, MethodSettings, setting
+from pruners.settings import Interval, MethodSettings, setting
 from pruners.surgery import ChannelGroup, channel_groups, complement, out_channels, remove_channels, spread
 
 GRANULARITIES = ("weight", "filter")
@@ -34,7 +34,7 @@ GRANULARITIES = ("weight", "filter")
 
 @dataclass(frozen=True)
 class TaylorSettings(MethodSettings):
-    taylor_batches: int = setting(4, search=(1, 8), kind="int", accepted=AT_LEAST_1,
+    taylor_batches: int = setting(4, search=(1, 8), kind="int", accepted=Interval(1, 10_000), counts_batches=True,
                                   help="Taylor: batches to accumulate importance over")
     taylor_granularity: str = setting("weight", search=GRANULARITIES, kind="choice",
                                       help="Taylor: weight (|g*w| per weight, masks) or filter (Molchanov 2019: "

@@ -247,14 +247,12 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
                 return False
             raise ValueError
         if annotation == "int":
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(raw)
+            return _integer(raw)
         if annotation == "float":
-            return _finite(float(raw))
+            return _finite(raw)
         if annotation in ("Range", "IntRange"):
             parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            vals = tuple(_finite(float(p)) for p in parts)
+            vals = tuple(_finite(p) for p in parts)
             if annotation == "IntRange":
                 if not all(v.is_integer() for v in vals):
                     raise ValueError
@@ -269,10 +267,10 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
             return tuple(str(p).strip() for p in parts if str(p).strip())
         if annotation.startswith("tuple[int"):
             parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            return tuple(int(p) for p in parts)
+            return tuple(_integer(p) for p in parts)
         if annotation.startswith("tuple[float"):
             parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            return tuple(_finite(float(p)) for p in parts)
+            return tuple(_finite(p) for p in parts)
         if annotation.startswith("Path"):
             return None if raw in (None, "") else Path(str(raw)).expanduser()
         return None if raw is None else str(raw)
@@ -286,10 +284,29 @@ def _parse_value(name: str, annotation: str, raw: Any) -> Any:
         raise ConfigError(f"--{name.replace('_', '-')}: {shown!r} is not {expected}") from None
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError  # nan and inf pass float() but mean nothing as a setting
-    return value
+def _finite(value: Any) -> float:
+    """A number as a user writes one: a TOML int or float (never a bool), or plain ASCII decimal
+    text (Python's float() would also take '1_000', ' 5 ', fullwidth digits, 'inf' and 'nan')."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        raise ValueError
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value, re.ASCII):
+        return int(value)  # exactly, however large: the range check names the value as typed
+    number = _finite(value)
+    if not number.is_integer():
+        raise ValueError
+    return int(number)
 
 
 def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
@@ -396,12 +413,13 @@ FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 
 # Single numbers: field -> accepted interval.
 SCALAR_RULES: dict[str, Interval] = {
-    "budget": AT_LEAST_1, "seed": Interval(0, SEED_MAX), "baseline_epochs": NON_NEGATIVE,
-    "baseline_lr": POSITIVE, "finetune_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1,
-    "train_subset": NON_NEGATIVE, "image_size": NON_NEGATIVE, "sensitivity_drop": Interval(0.0, 1.0),
-    "screen": NON_NEGATIVE, "screen_keep": NON_NEGATIVE,
-    "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": AT_LEAST_1,
-    "cpus_per_trial": POSITIVE, "gpus_per_trial": NON_NEGATIVE, "max_concurrent": NON_NEGATIVE,
+    "budget": Interval(1, 100_000), "seed": Interval(0, SEED_MAX), "baseline_epochs": Interval(0, 10_000),
+    "baseline_lr": Interval(0.0, 10.0, lo_open=True), "finetune_epochs": Interval(0, 10_000),
+    "batch_size": Interval(1, 65_536), "train_subset": Interval(0, 1_000_000_000), "image_size": Interval(0, 4096),
+    "sensitivity_drop": Interval(0.0, 1.0), "screen": Interval(0, 100_000), "screen_keep": Interval(0, 100_000),
+    "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": Interval(1, 4096),
+    "cpus_per_trial": Interval(0.0, 1024, lo_open=True), "gpus_per_trial": Interval(0, 64),
+    "max_concurrent": Interval(0, 100_000),
 }
 # Ranges lo,hi of the layer policy and the schedule space: both ends inside the interval, lo <= hi.
 RANGE_RULES: dict[str, Interval] = {
@@ -432,7 +450,9 @@ def _check_searched(spec: SettingSpec, value: tuple) -> None:
     if spec.is_range:
         lo, hi = value
         if not (spec.accepts(lo) and spec.accepts(hi) and lo <= hi):
-            raise _bad(spec.name, value, f"lo,hi with {spec.accepted_text().replace(spec.name.replace('_', '-'), 'lo <= hi')}")
+            # one number given for a range: shown as typed
+            accepted = spec.accepted_text().replace(spec.name.replace("_", "-"), "lo <= hi")
+            raise _bad(spec.name, lo if lo == hi else value, f"lo,hi with {accepted}")
     elif isinstance(spec.accepted, tuple):
         _check_choices(spec.name, value, spec.accepted)
     elif not value or len(set(value)) != len(value) or not all(spec.accepts(v) for v in value):
@@ -527,6 +547,14 @@ def check_against_data(cfg: SearchConfig, n_train: int, n_val: int, classes: lis
         raise _bad("train_subset" if cfg.train_subset else "val_fraction",
                    cfg.train_subset or cfg.val_fraction,
                    f"settings that leave training and validation images (train {n_train}, val {n_val})")
+    n_batches = math.ceil(n_train / cfg.batch_size)
+    for method in cfg.methods:
+        for spec in (s for s in setting_groups()[method].specs() if s.counts_batches):
+            lo, hi = getattr(cfg, spec.name)
+            if lo > n_batches:
+                raise _bad(spec.name, lo if lo == hi else (lo, hi),
+                           f"at most {n_batches}, the training split's batches ({n_train} images / batch "
+                           f"{cfg.batch_size}); a range reaching above it is clipped per trial, with a note")
     if cfg.checkpoint is not None:
         return  # nothing is trained: the only rewind point is --rewind-checkpoint's (iteration 0)
     total = total_steps(n_train, cfg.batch_size, cfg.epochs[0])

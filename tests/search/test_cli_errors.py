@@ -60,7 +60,32 @@ CASES = {
     "unknown taylor granularity": (["--taylor-granularity", "weight,channel"],
                                    "--taylor-granularity: 'channel' is not accepted; expected a comma-separated subset "
                                    "of weight, filter"),
+    # upper bounds: a number no search could use fails here, not after the baseline trained
+    "budget astronomical": (["--budget", "1e20"], "--budget: 100000000000000000000 is not accepted; expected 1 <= "
+                            "budget <= 100000"),
+    "baseline epochs huge": (["--baseline-epochs", "1e308"], "--baseline-epochs: 1e+308 is not accepted; expected "
+                             "0 <= baseline-epochs <= 10000"),
+    "baseline lr huge": (["--baseline-lr", "1e308"], "--baseline-lr: 1e+308 is not accepted; expected 0 < "
+                         "baseline-lr <= 10"),
+    "finetune epochs huge": (["--finetune-epochs", "1e308"], "--finetune-epochs: 1e+308 is not accepted"),
+    "finetune lr huge": (["--finetune-lr", "1e308"], "--finetune-lr: 1e+308 is not accepted; expected lo,hi with "
+                         "0 < lo <= hi <= 10"),
+    "latency batch huge": (["--latency-batch", "1e12"], "--latency-batch: 1000000000000 is not accepted; expected "
+                           "1 <= latency-batch <= 4096"),
+    "lottery rounds huge": (["--lottery-rounds", "1000"], "--lottery-rounds: 1000 is not accepted; expected lo,hi "
+                            "with 1 <= lo <= hi <= 30"),
+    "hybrid temperature huge": (["--hybrid-temperature", "1e308"], "--hybrid-temperature: 1e+308 is not accepted"),
+    "taylor batches huge": (["--taylor-batches", "1000000"], "--taylor-batches: 1000000 is not accepted"),
+    # numbers parsed strictly: what a user types, nothing Python's int() and float() also take
+    "cpus per trial huge": (["--cpus-per-trial", "4096"], "--cpus-per-trial: 4096.0 is not accepted; expected 0 < "
+                            "cpus-per-trial <= 1024"),
+    "budget with an underscore": (["--budget", "1_000"], "--budget: '1_000' is not an integer"),
+    "budget with spaces": (["--budget", " 5 "], "--budget: ' 5 ' is not an integer"),
+    "budget in fullwidth digits": (["--budget", "\uff15"], "--budget: '\uff15' is not an integer"),
+    "baseline lr with an underscore": (["--baseline-lr", "0.0_1"], "--baseline-lr: '0.0_1' is not a finite number"),
     # cross-checks against the data (sizes known before decoding)
+    "taylor batches above the data's": (["--taylor-batches", "20"], "--taylor-batches: 20 is not accepted; expected "
+                                        "at most 12, the training split's batches (1437 images / batch 128)"),
     "train subset leaves nothing": (["--val-fraction", "0.0001"], "--val-fraction: 0.0001 is not accepted; expected "
                                     "settings that leave training and validation images"),
     # names
@@ -85,7 +110,7 @@ CASES = {
     "ray address malformed": (["--address", "nonsense"], "--address: 'nonsense' is not accepted; expected HOST:PORT"),
     "gpus on a machine without": (["--gpus-per-trial", "0.3"], "--gpus-per-trial: 0.3 is not accepted; this machine "
                                   "has 0 GPUs"),
-    "more cpus than the machine": (["--cpus-per-trial", "4096"], "--cpus-per-trial: 4096 is not accepted; this "
+    "more cpus than the machine": (["--cpus-per-trial", "512"], "--cpus-per-trial: 512 is not accepted; this "
                                    "machine has"),
 }
 
@@ -140,6 +165,12 @@ def test_bad_input_exits_2_with_one_line_and_creates_nothing(case, guarded, tmp_
     argv, expected = CASES[case]
     expected = expected.replace("'TMP'", repr(str(tmp_path))).replace("'FILE", "'" + str(tmp_path / "file"))
     check_rejected(fill(argv, tmp_path), expected, guarded, capsys)
+
+
+def test_a_toml_bool_is_not_a_number(guarded, tmp_path, capsys):
+    config = tmp_path / "search.toml"
+    config.write_text("budget = true\n")
+    check_rejected(["--config", str(config)], "--budget: True is not an integer", guarded, capsys)
 
 
 def test_unanswered_ray_address_fails_in_seconds(guarded, capsys):
