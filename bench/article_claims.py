@@ -104,7 +104,7 @@ def points(setting: dict) -> list[tuple[str, str, dict]]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="the search-quality recipe instead of the session setting")
     ap.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")

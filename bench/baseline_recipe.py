@@ -6,6 +6,11 @@ A rerun on the same commit skips the arms already in its JSON (the training is t
 
     python bench/baseline_recipe.py                          # CIFAR-10 default recipe (~15-25 min on 2 cores)
     python bench/baseline_recipe.py --arms default,plain     # and the recipe it replaced
+    python bench/baseline_recipe.py --model resnet20 --baseline-epochs 40 \
+        --save-checkpoint bench/checkpoints/resnet20_cifar10.pt  # the deep benchmarks' committed baseline
+
+The saved checkpoint is the baseline's state_dict (loadable with weights_only=True); its sha256
+goes into the JSON, so a benchmark reading it can check it is the measured file.
 """
 from __future__ import annotations
 
@@ -23,17 +28,22 @@ ARMS = {"default": [], "plain": ["--augment", "false", "--baseline-schedule", "c
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
     ap.add_argument("--arms", default="default", help=f"comma-separated: {', '.join(ARMS)} (default: default)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--model", default=None, help="built-in model name (default: the dataset's default)")
+    ap.add_argument("--baseline-epochs", type=float, default=None,
+                    help="training epochs (default: the dataset's default recipe)")
+    ap.add_argument("--save-checkpoint", type=Path, default=None,
+                    help="write the trained baseline's state_dict here (torch.save; sha256 recorded)")
     ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
     args = ap.parse_args(argv)
     unknown = [a for a in args.arms.split(",") if a not in ARMS]
     if unknown:
         ap.error(f"--arms: {','.join(unknown)!r} is not accepted; expected a comma-separated subset of "
                  f"{', '.join(ARMS)}")
-    name = f"baseline_recipe_{args.dataset}"
+    name = f"baseline_recipe_{args.dataset}" + (f"_{args.model}" if args.model else "")
     previous = _previous(name)
     results = dict(previous.get("arms", {}))
     for arm in args.arms.split(","):
@@ -64,13 +74,26 @@ def _train(args, arm: str) -> dict:
     from search.run import _prepare
 
     flags = ["--dataset", args.dataset, "--home", str(args.home.resolve()), *ARMS[arm]]
+    if args.model:
+        flags += ["--model", args.model]
+    if args.baseline_epochs:
+        flags += ["--baseline-epochs", str(args.baseline_epochs)]
     if args.dataset == "cifar10":
         flags += ["--data-dir", str(common.CIFAR_DIR)]
     cfg = load_config(flags)
     t0 = time.perf_counter()
     with common.torch_threads(args.threads):
         data, baseline = _prepare(cfg, args.home.resolve(), print)
-    return {"flags": ARMS[arm], "val_acc": baseline.metrics["val_acc"],
+    saved = {}
+    if args.save_checkpoint is not None:
+        import torch
+
+        from trainables.checkpoint import file_sha256
+
+        args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu().contiguous() for k, v in baseline.state.items()}, args.save_checkpoint)
+        saved = {"checkpoint": str(args.save_checkpoint), "checkpoint_sha256": file_sha256(args.save_checkpoint)}
+    return {**saved, "flags": flags[4:], "model": cfg.model, "val_acc": baseline.metrics["val_acc"],
             "test_acc": baseline.metrics["test_acc"], "train_s": baseline.metrics["train_s"],
             "cached": baseline.cached, "wall_s": time.perf_counter() - t0, "baseline_key": baseline.key,
             "epochs": cfg.epochs[0], "schedule": cfg.schedule, "augment": cfg.augment_on,

@@ -7,6 +7,8 @@ own section of BENCHMARKS.md.
 """
 from __future__ import annotations
 
+import argparse
+
 import contextlib
 import json
 import math
@@ -32,6 +34,15 @@ CIFAR_DIR = Path(os.environ.get("PRUNE_BENCH_CIFAR", "/work/shared/data/cifar10-
 CIFAR_QUICK = ("--dataset", "cifar10", "--data-dir", str(CIFAR_DIR), "--train-subset", "5000",
                "--baseline-epochs", "8", "--finetune-epochs", "1")
 DIGITS = ("--dataset", "digits")
+
+
+class BenchParser(argparse.ArgumentParser):
+    """The product's convention for bad input: one line naming the flag and value, exit 2 (not
+    argparse's usage block)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def cpu_model() -> str:

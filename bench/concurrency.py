@@ -80,7 +80,7 @@ def bare_pool(flags, home, configs, constants, workers: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     searches.add_trial_set_args(ap)
     ap.add_argument("--bare", default="true", choices=("true", "false"),
                     help="also run the trials in 1 vs 2 plain processes (the machine's own ceiling; default true)")

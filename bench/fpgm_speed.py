@@ -56,7 +56,7 @@ def _agree(old, new) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-old-vgg", action="store_true", help="do not time the old criterion on VGG's FC layer")
     args = ap.parse_args(argv)
     from pruners.fpgm import fpgm_scores

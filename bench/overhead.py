@@ -68,7 +68,7 @@ def prepare(dataset: str, home_root: Path, label: str):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     searches.add_trial_set_args(ap)
     args = ap.parse_args(argv)
     info = common.machine_info()

@@ -61,7 +61,7 @@ SETTINGS = {"digits": (common.DIGITS, 50), "cifar10": (CIFAR_DISCRIMINATING, 16)
 
 
 def _parse(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=tuple(SETTINGS), default="digits")
     ap.add_argument("--budget", type=int, default=None, help="trials per search arm (default: digits 50, cifar10 16)")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")

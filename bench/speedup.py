@@ -28,7 +28,7 @@ RATIOS = (0.3, 0.5, 0.7)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="simplecnn,resnet20", help="models to try (skipped if not in trainables.models)")
     ap.add_argument("--threads", default="1")
     ap.add_argument("--batches", default="1,256")

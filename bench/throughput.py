@@ -106,7 +106,7 @@ def _extras(split, norm, x_plain, model, masks, float_masks, batch_size, plain_e
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10")
     ap.add_argument("--threads", default="1", help="comma-separated torch thread counts (default 1: a 1-CPU trial)")
     ap.add_argument("--batch-size", type=int, default=128)

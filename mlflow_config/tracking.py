@@ -18,6 +18,7 @@ from typing import Iterator, Mapping
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from mlflow_config import stores
 from mlflow_config.secrets import redact, split_userinfo
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -33,7 +34,7 @@ class TrackingError(Exception):
 
 def resolve_tracking_uri(configured: str | None, home: Path) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
-    return uri or f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    return stores.normalize(uri) if uri else f"sqlite:///{(home / 'mlflow.db').resolve()}"
 
 
 def default_artifact_location(home: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Callable, NoReturn
 
 from mlflow.tracking import MlflowClient
 
-from mlflow_config import tracking
+from mlflow_config import stores, tracking
 from mlflow_config.secrets import redact
 from trainables.data import DATASETS
 
@@ -86,6 +86,11 @@ def store_uri(tracking_uri: str | None, home: Path | None) -> str:
         tracking.check_reachable(uri)
     except tracking.TrackingError as exc:
         raise UsageError(str(exc)) from None
+    if stores.scheme(uri) in stores.DATABASE_SCHEMES:  # a database server: answering within seconds
+        reason = stores.unreachable(uri)
+        if reason is not None:
+            raise UsageError(f"--tracking-uri: the MLflow database {redact(uri)} cannot be reached ({reason}); "
+                             "expected a running database server and its URL")
     return uri
 
 

@@ -9,7 +9,6 @@ version of NAME (results.register).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -18,13 +17,12 @@ import torch
 from mlflow.exceptions import MlflowException
 
 from mlflow_config.secrets import redact
-from results.register import check_name, register_trial
+from results.register import ONNX_PACKAGES, check_name, missing_onnx_packages, register_trial, write_onnx
 from results.cli import check_writable, OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
 from results.reproduce import Trial, load_trial
 from trainables.progress import step
 
 FORMATS = ("state_dict", "torchscript", "onnx")
-ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # export (onnx, onnxscript) and the check (onnxruntime)
 TOLERANCE = 1e-4  # max |output difference|; other runtimes may reorder float sums slightly
 CHECK_IMAGES = 256
 
@@ -36,8 +34,9 @@ def build_parser() -> OneLineParser:
         "and reproduces the model's outputs (max abs diff printed; exit 1 above "
         f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: results.reproduce.load_trial "
         "rebuilds it); torchscript: traced, loads with torch.jit.load alone; onnx: needs "
-        f"{', '.join(ONNX_PACKAGES)}. --register NAME: log it as an MLflow PyTorch model (signature, input "
-        "example) and register a new version of NAME, tagged with the search, method and metrics.",
+        f"{', '.join(ONNX_PACKAGES)}. --register NAME: log it as an MLflow ONNX model (signature, input "
+        "example; loading it never unpickles, so a tampered registry cannot run code) and register a new version "
+        "of NAME, tagged with the search, method and metrics (needs the same packages).",
         epilog="Examples: python -m results.export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
         "python -m results.export --run-id 573e58a7... --register digits-pruned")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
@@ -63,11 +62,13 @@ def check_targets(args) -> None:
         raise UsageError(f"--out: {str(args.out)!r} is a folder; expected a file path to write")
 
 
-def check_format_available(fmt: str | None) -> None:
-    missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None] if fmt == "onnx" else []
+def check_format_available(fmt: str | None, register: str | None = None) -> None:
+    missing = missing_onnx_packages() if fmt == "onnx" or register is not None else []
     if missing:
-        raise UsageError(f"--format onnx needs the Python package(s) {', '.join(missing)}, which are not "
-                             f"installed; pip install {' '.join(ONNX_PACKAGES)}, or use state_dict|torchscript")
+        flag = "--format onnx" if fmt == "onnx" else "--register"
+        raise UsageError(f"{flag} needs the Python package(s) {', '.join(missing)}, which are not installed; "
+                         f"pip install {' '.join(ONNX_PACKAGES)}" + (", or use state_dict|torchscript"
+                                                                    if fmt == "onnx" else ""))
 
 
 def write(model: torch.nn.Module, fmt: str, example: torch.Tensor, out: Path) -> None:
@@ -78,9 +79,7 @@ def write(model: torch.nn.Module, fmt: str, example: torch.Tensor, out: Path) ->
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(torch.jit.trace(model, example), str(out))
     else:
-        batch = torch.export.Dim("batch")
-        torch.onnx.export(model, (example,), str(out), input_names=["input"], output_names=["logits"],
-                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+        write_onnx(model, example, out)
 
 
 @torch.inference_mode()
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_targets(args)
-        check_format_available(args.format)
+        check_format_available(args.format, args.register)
         if args.out is not None:
             check_destination(args.out)
         client, uri = open_store(args.tracking_uri, args.home)
@@ -153,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"({redact(str(exc).strip().splitlines()[0][:300])})", file=sys.stderr)
             return 2
         print(f"registered models:/{args.register}/{version.version} ({what})\n"
-              f"  load it with: mlflow.pytorch.load_model(\"models:/{args.register}/{version.version}\")")
+              f"  load it with: mlflow.onnx.load_model(\"models:/{args.register}/{version.version}\") and "
+              "onnxruntime, or mlflow.pyfunc.load_model(...).predict(images)")
     return 0 if ok else 1
 
 

@@ -1,16 +1,24 @@
 """A chosen trial as a registered MLflow model version (`python -m results.export --run-id RUN --register NAME`).
 
-The pruned model (physically smaller for fpgm and hybrid) is logged with mlflow.pytorch in MLflow's
-default "pt2" format (torch.export: loads without this package's code and never unpickles), with a
-signature and an input example, as a model of the trial's run. A new version of NAME is then
-registered and tagged with the search, method and metrics, so `models:/NAME/VERSION` is what a
-serving or deployment step loads.
+The pruned model (physically smaller for fpgm and hybrid) is logged as an ONNX model (MLflow's onnx
+flavor), with a signature and an input example, as a model of the trial's run. A new version of NAME
+is then registered and tagged with the search, method and metrics, so `models:/NAME/VERSION` is what
+a serving or deployment step loads.
+
+Why ONNX, not mlflow.pytorch: the registry is a store many people write to, so loading from it must
+not run code. `mlflow.onnx.load_model` parses a protobuf (onnx.load) and onnxruntime runs the graph:
+a tampered file fails to parse, it cannot execute anything. A pickled PyTorch model runs whatever its
+pickle says, and a torch.export "pt2" archive follows its own pickle flag: a tampered one ran
+os.system when loaded.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -22,6 +30,7 @@ from results.reproduce import Trial
 from trainables.measure import VAL_ACC, TEST_ACC
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 EXAMPLE_IMAGES = 4  # > 1, so the exported graph keeps a dynamic batch dimension
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # export (onnx, onnxscript) and running it (onnxruntime)
 METRIC_TAGS = (VAL_ACC, TEST_ACC, "size_bytes", "size_ratio", "params", "nonzero_params", "flops", "latency_ms")
 
 
@@ -67,17 +76,31 @@ def fluent_tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
+def missing_onnx_packages() -> list[str]:
+    return [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
+
+
+def write_onnx(model: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
+    """One self-contained .onnx file (no external data), any batch size."""
+    batch = torch.export.Dim("batch")
+    torch.onnx.export(model, (example,), str(out), input_names=["input"], output_names=["logits"],
+                      dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+
+
 def requirements() -> list[str]:
-    """What loading the model needs: a pt2 model is torch.export's format, served through pyfunc."""
+    """What loading the model needs: ONNX and onnxruntime, nothing of this package or of torch."""
     import mlflow
     import numpy
+    import onnx
+    import onnxruntime
 
-    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+    return [f"mlflow=={mlflow.__version__}", f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}",
             f"numpy=={numpy.__version__}"]
 
 
 def register_trial(trial: Trial, name: str, tracking_uri: str) -> ModelVersion:
     import mlflow
+    import onnx
     from mlflow.models import infer_signature
 
     x = trial.norm(trial.data.val.x[:EXAMPLE_IMAGES])
@@ -86,15 +109,19 @@ def register_trial(trial: Trial, name: str, tracking_uri: str) -> ModelVersion:
     signature = infer_signature(x.numpy(), y.numpy())
     run = trial.run
     tags = version_tags(trial)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        write_onnx(trial.model, x, path)
+        proto = onnx.load(str(path))
     with fluent_tracking_uri(tracking_uri):
         # Created explicitly in the trial's experiment (not the default one), with the trial's params.
         logged = mlflow.initialize_logged_model(name=f"{tags['method']}-pruned", source_run_id=run.info.run_id,
                                                 params=dict(run.data.params), tags=tags,
                                                 experiment_id=run.info.experiment_id)
         # Requirements given, not inferred: inference loads the model again in a subprocess (slow).
-        info = mlflow.pytorch.log_model(trial.model, name=logged.name, model_id=logged.model_id,
-                                        run_id=run.info.run_id, signature=signature, input_example=x.numpy(),
-                                        registered_model_name=name, pip_requirements=requirements())
+        info = mlflow.onnx.log_model(proto, name=logged.name, model_id=logged.model_id, run_id=run.info.run_id,
+                                     signature=signature, input_example=x.numpy(), registered_model_name=name,
+                                     pip_requirements=requirements(), save_as_external_data=False)
     client = MlflowClient(tracking_uri)
     version = str(info.registered_model_version)
     for key, value in tags.items():

@@ -28,7 +28,9 @@ def collect_points(runs, metric: str, dense_cost: float) -> list[Point]:
 
 
 def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str, dense: dict[str, float],
-             title: str, log: Callable[[str], None] = print) -> list[dict]:
+             title: str, log: Callable[[str], None] = print, failed: int | None = None) -> list[dict]:
+    """Tags the front, logs the summary, table and plots to the search's run. `failed`: the
+    failed trials the budget counts (Optuna's; default: the FAILED child runs)."""
     runs = tracking.child_runs(client, experiment_id, parent_run_id)
     dense_cost = dense[metric]
     points = collect_points(runs, metric, dense_cost)
@@ -45,7 +47,8 @@ def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metri
     for p in sorted((p for p in points if p.key in combined), key=lambda p: p.cost):
         m = by_id[p.key].data.metrics
         rows.append({"method": p.method, **{c: m.get(c) for c in TABLE_COLUMNS[1:-1]}, "run_id": p.key})
-    failed = sum(r.info.status == "FAILED" for r in runs)
+    if failed is None:
+        failed = sum(r.info.status == "FAILED" for r in runs)
     summary = {"hypervolume": hypervolume(points), "front_size": len(combined), "trials_finished": len(points),
                "trials_failed": failed}
     summary.update({f"hypervolume.{m}": hypervolume(f) for m, f in per_method.items()})

@@ -73,13 +73,32 @@ def get_trial_runs(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, Ru
 
 def load_trial(client: MlflowClient, run_id: str, uri: str, *, home: Path | None = None,
                dataset: str | None = None, data_dir: Path | None = None) -> Trial:
+    run, parent = get_trial_runs(client, run_id, uri)
+    with _caches_kept_only_on_success(home or Path(parent.data.params.get("home", str(DEFAULT_HOME)))):
+        return _load_trial(client, run, parent, run_id, home, dataset, data_dir)
+
+
+@contextlib.contextmanager
+def _caches_kept_only_on_success(home: Path) -> Iterator[None]:
+    """Data decoded for a trial it turns out not to fit is not left in the search's --home:
+    dataset caches this call created are removed when it fails."""
+    folder = home.resolve() / "datasets"
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        for path in (set(folder.iterdir()) if folder.is_dir() else set()) - before:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _load_trial(client, run, parent, run_id, home, dataset, data_dir) -> Trial:
     from pruners.base import load_weights
     from pruners.surgery import rebuild
     from trainables import compress
     from trainables.baseline import normalizer
     from trainables.models import ModelError, build_model
 
-    run, parent = get_trial_runs(client, run_id, uri)
     data = load_search_data(parent, home, dataset, data_dir)
     norm = normalizer(data, False)
     tc = TrialConfig.from_flat(run.data.params)  # the same typed config the trial ran with

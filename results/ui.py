@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from mlflow_config.secrets import redact
 from results.cli import DEFAULT_HOME, OneLineParser, UsageError, fail, add_store_args, store_uri
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # MLflow 3.17's UI opens an experiment in the GenAI or the "Model training" view from the URL's
@@ -74,12 +75,17 @@ def check_host_port(host: str, port: int) -> None:
                                  "on an address of this machine") from None
 
 
-def server_command(tracking_uri: str, home: Path, host: str, port: int, workers: int) -> list[str]:
+def server_command(home: Path, host: str, port: int, workers: int) -> list[str]:
+    """The argument list; the store's URI (which may hold a password) goes in the environment
+    (server_env), never on a command line every user of the machine can read with ps."""
     # Artifacts of new experiments go beside the search's own (existing ones keep their location).
     artifact_root = (home / "mlartifacts").resolve().as_uri()
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-            "--default-artifact-root", artifact_root, "--host", host, "--port", str(port),
-            "--workers", str(workers)]
+    return [sys.executable, "-m", "mlflow", "server", "--default-artifact-root", artifact_root, "--host", host,
+            "--port", str(port), "--workers", str(workers)]
+
+
+def server_env(tracking_uri: str) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_BACKEND_STORE_URI": tracking_uri}  # mlflow server's own variable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,18 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--tracking-uri: {uri} is already an MLflow server; open it in a browser")
     except UsageError as exc:
         return fail(exc)
-    cmd = server_command(uri, args.home or DEFAULT_HOME, args.host, args.port, args.workers)
+    cmd = server_command(args.home or DEFAULT_HOME, args.host, args.port, args.workers)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{shown}:{args.port}"
     links = search_links((args.home or DEFAULT_HOME).resolve(), uri, base)
-    print(f"MLflow UI for {uri}\n  {base}  (ready in ~10 s; Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI for {redact(uri)}\n  {base}  (ready in ~10 s; Ctrl-C stops it)", flush=True)
     if links:
         print("Searches (each link opens the experiment's runs, Model training view):", *links, sep="\n", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach it can read and change the runs",
               file=sys.stderr, flush=True)
     # Become the server (same PID): Ctrl-C and SIGTERM reach it directly, nothing is orphaned.
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, server_env(uri))
     return 0  # not reached
 
 

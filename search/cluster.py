@@ -35,22 +35,23 @@ def given_address(address: str | None) -> str | None:
 def check_address(address: str | None, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Fail in seconds when the cluster at `address` does not answer: ray.init itself retries for
     minutes. Only a TCP connect to the head's port; Ray's own handshake comes later."""
+    source = "--address" if address else "RAY_ADDRESS"  # the user must know which one to fix
     address = given_address(address)
     if address is None:
         return
-    host, port = _host_port(address)
+    host, port = _host_port(address, source)
     try:
         speaks_grpc = _answers_http2(host, port, timeout_s)
     except OSError as exc:
         reason = "no answer" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
-        raise ClusterError(f"--address: {address!r} does not answer ({reason} at {host}:{port} within "
-                           f"{timeout_s:g} s); expected a running Ray head (ray start --head), or no --address "
+        raise ClusterError(f"{source}: {address!r} does not answer ({reason} at {host}:{port} within "
+                           f"{timeout_s:g} s); expected a running Ray head (ray start --head), or no {source} "
                            "for a local Ray") from None
     not_ray = None if speaks_grpc else "it accepts connections but speaks no gRPC"
     if not_ray is None and "://" not in address:  # a GCS address: ask Ray itself, with a deadline
         not_ray = _gcs_silent(f"{host}:{port}", timeout_s)
     if not_ray:
-        raise ClusterError(f"--address: {address!r} does not answer as a Ray head ({not_ray}); expected the head's "
+        raise ClusterError(f"{source}: {address!r} does not answer as a Ray head ({not_ray}); expected the head's "
                            "GCS address (port 6379 by default), ray://HOST:10001 or auto")
 
 
@@ -85,13 +86,13 @@ def _answers_http2(host: str, port: int, timeout_s: float) -> bool:
         return header[3] == 0x4  # frame type SETTINGS
 
 
-def _host_port(address: str) -> tuple[str, int]:
+def _host_port(address: str, source: str = "--address") -> tuple[str, int]:
     if address == "auto":
         return _auto_address()
     hostport = address.split("://", 1)[1] if "://" in address else address
     host, _, port = hostport.rstrip("/").rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ClusterError(f"--address: {address!r} is not accepted; expected HOST:PORT, ray://HOST:PORT or auto")
+        raise ClusterError(f"{source}: {address!r} is not accepted; expected HOST:PORT, ray://HOST:PORT or auto")
     return host.strip("[]"), int(port)
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow_config import stores
 from mlflow_config.secrets import redact
 from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.registry import method_names, method_settings
-from pruners.settings import AT_LEAST_1, NON_NEGATIVE, POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
+from pruners.settings import POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
 from trainables.data import DATASETS, parse_normalize
 from trainables.loops import SCHEDULES, total_steps
 from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES
@@ -332,16 +333,19 @@ def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
 _NEGATIVE_VALUE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
+_TEXT_FLAGS = ("--name", "--experiment")  # free text: a value such as "-x" is still theirs
+
+
 def _join_negative_values(argv: list[str]) -> list[str]:
-    """`--bounds-fc -0.1,0.5`: argparse takes a value starting with '-' for a flag unless it is a
-    plain negative number, and then names no value in its error. Joined as `--bounds-fc=-0.1,0.5`,
-    the value reaches validation, whose message names it."""
+    """`--bounds-fc -0.1,0.5` or `--name -x`: argparse takes a value starting with '-' for a flag
+    unless it is a plain negative number, and then names no value in its error. Joined as
+    `--bounds-fc=-0.1,0.5`, the value reaches validation, whose message names it."""
     out: list[str] = []
     i = 0
     while i < len(argv):
         token = argv[i]
         if (token.startswith("--") and "=" not in token and i + 1 < len(argv)
-                and _NEGATIVE_VALUE.match(argv[i + 1])):
+                and (_NEGATIVE_VALUE.match(argv[i + 1]) or (token in _TEXT_FLAGS and argv[i + 1].startswith("-")))):
             out.append(f"{token}={argv[i + 1]}")
             i += 2
         else:
@@ -361,9 +365,14 @@ def load_config(argv: list[str] | None) -> SearchConfig:
     values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
     annotations = {f.name: str(f.type) for f in fields(SearchConfig)}
     coerced = {k: _parse_value(k, annotations[k], v) for k, v in values.items()}
+    if "resume" in values and "budget" not in values:
+        coerced["budget"] = RESUME_BUDGET  # the recorded budget; --budget N with --resume extends it
     cfg = _checkpoint_defaults(SearchConfig(**coerced), given=set(values))
     validate(cfg)
     return cfg
+
+
+RESUME_BUDGET = 0  # with --resume and no --budget: keep the search's own budget
 
 
 def _checkpoint_defaults(cfg: SearchConfig, given: set[str]) -> SearchConfig:
@@ -372,6 +381,9 @@ def _checkpoint_defaults(cfg: SearchConfig, given: set[str]) -> SearchConfig:
     (lottery) rewinds there by default, and without one it cannot run, so it is left out of the
     default methods (run_search says so); asked for by name, validation rejects it."""
     changes: dict[str, Any] = {"model": resolve_spec(cfg.model)}
+    for name in ("tracking_uri", "optuna_storage"):  # absolute SQLite paths, a driver psycopg2 has
+        if getattr(cfg, name):
+            changes[name] = stores.normalize(getattr(cfg, name))
     for name in ("checkpoint", "rewind_checkpoint"):
         if getattr(cfg, name) is not None:
             changes[name] = getattr(cfg, name).expanduser().absolute()
@@ -414,7 +426,7 @@ FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
 # Single numbers: field -> accepted interval.
 SCALAR_RULES: dict[str, Interval] = {
     "budget": Interval(1, 100_000), "seed": Interval(0, SEED_MAX), "baseline_epochs": Interval(0, 10_000),
-    "baseline_lr": Interval(0.0, 10.0, lo_open=True), "finetune_epochs": Interval(0, 10_000),
+    "baseline_lr": Interval(0.0, 1000.0, lo_open=True), "finetune_epochs": Interval(0, 10_000),
     "batch_size": Interval(1, 65_536), "train_subset": Interval(0, 1_000_000_000), "image_size": Interval(0, 4096),
     "sensitivity_drop": Interval(0.0, 1.0), "screen": Interval(0, 100_000), "screen_keep": Interval(0, 100_000),
     "val_fraction": FRACTION, "test_fraction": FRACTION, "latency_batch": Interval(1, 4096),
@@ -473,6 +485,8 @@ def validate(cfg: SearchConfig) -> None:
             raise _bad(name, value, " or ".join(known) if len(known) == 2 else ", ".join(known))
     _check_choices("methods", cfg.methods, tuple(method_names()))
     for name, rule in SCALAR_RULES.items():
+        if name == "budget" and cfg.resume and cfg.budget == RESUME_BUDGET:
+            continue
         if not rule.holds(getattr(cfg, name)):
             raise _bad(name, getattr(cfg, name), rule.text(name.replace("_", "-")))
     if cfg.gpus_per_trial > 1 and not float(cfg.gpus_per_trial).is_integer():
@@ -483,6 +497,9 @@ def validate(cfg: SearchConfig) -> None:
             raise _bad(name, (lo, hi), f"lo,hi with {rule.text('lo <= hi')}")
     for spec in SEARCHED.values():
         _check_searched(spec, getattr(cfg, spec.name))
+    if cfg.dataset == "digits" and cfg.data_dir is not None:
+        raise _bad("data_dir", str(cfg.data_dir), "no --data-dir with --dataset digits (scikit-learn ships it); "
+                   "--dataset imagefolder reads a folder")
     if cfg.dataset == "cifar10" and cfg.data_dir is None:
         raise _bad("data_dir", None, "a folder for cifar10 (local copy, or where to download it)")
     if cfg.dataset == "imagefolder" and cfg.data_dir is None:

@@ -17,11 +17,12 @@ import os
 import sqlite3
 from pathlib import Path
 
+from mlflow_config import stores
 from mlflow_config.secrets import redact
 from results.cli import check_writable
 from search.config import ConfigError, SearchConfig, check_against_data
 
-CONNECT_TIMEOUT_S = 5  # database servers: fail in seconds, not after the OS's TCP timeout
+CONNECT_TIMEOUT_S = stores.CONNECT_TIMEOUT_S
 SERVER_SCHEMES = ("http", "https")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -31,6 +32,8 @@ def check_search(cfg: SearchConfig, home: Path, name: str, tracking_uri: str) ->
     check_writable("--home", home)
     if cfg.storage_path and _is_local(cfg.storage_path):
         check_writable("--storage-path", Path(cfg.storage_path.removeprefix("file://")).expanduser())
+    elif cfg.storage_path:
+        check_remote_storage(cfg.storage_path)
     check_data(cfg)
     check_ray(cfg.address, cfg)  # before the stores: it needs neither MLflow's nor Optuna's (slow) imports
     check_tracking_store(tracking_uri, _tracking_flag(cfg))
@@ -40,12 +43,25 @@ def check_search(cfg: SearchConfig, home: Path, name: str, tracking_uri: str) ->
         raise ConfigError(f"--name: search {name!r} already exists; choose another name, or --resume {name}")
 
 
-def check_resume(rec, home: Path, address: str | None) -> None:
-    """Resuming `rec` (search.resume.SearchRecord, its secrets restored)."""
+def check_resume(rec, home: Path, address: str | None, budget: int = 0) -> None:
+    """Resuming `rec` (search.resume.SearchRecord, its secrets restored); `budget`: a new budget
+    asked for with --budget (0: the recorded one), never below the trials already counted."""
+    import optuna
+
+    from search.resume import counted_trials
+
     check_writable("--home", home)
     check_ray(address, rec.config)
     check_tracking_store(rec.tracking_uri, "--tracking-uri")
-    study_names(rec.optuna_url, "--optuna-storage")
+    if rec.name not in study_names(rec.optuna_url, "--optuna-storage"):
+        raise ConfigError(f"--resume: the Optuna storage {redact(rec.optuna_url)} holds no study {rec.name!r}; "
+                          "the search stopped before its first trial: run its original command again (a finished "
+                          "baseline is reused from the cache)")
+    if budget:
+        done = len(counted_trials(optuna.load_study(study_name=rec.name, storage=rec.optuna_url)))
+        if budget < done:
+            raise ConfigError(f"--budget: {budget} is not accepted; search {rec.name!r} already ran {done} trials, "
+                              f"expected at least {done} (or no --budget: its own, {rec.config.budget})")
 
 
 def check_ray(address: str | None, cfg: SearchConfig) -> None:
@@ -85,17 +101,23 @@ def check_model(cfg: SearchConfig, in_channels: int, num_classes: int, image_siz
     except ValueError:
         raise ConfigError(f"--normalize: {cfg.normalize!r} is not accepted for {in_channels}-channel images; "
                           f"expected auto, none, MEAN,STD or {in_channels} means then {in_channels} stds") from None
+    shape = f"1x{in_channels}x{image_size}x{image_size}"
     try:
-        model = build_model(cfg.model, in_channels, num_classes, image_size).eval()
+        model = _within(MODEL_PROBE_TIMEOUT_S, lambda: build_model(cfg.model, in_channels, num_classes, image_size),
+                        f"--model: {cfg.model!r} did not build within {{seconds}} s; {MODEL_EXPECTED}")
+        model.eval()
         for flag, path in (("--checkpoint", cfg.checkpoint), ("--rewind-checkpoint", cfg.rewind_checkpoint)):
             if path is not None:
                 check_fits(model, path, flag)
     except (ModelError, CheckpointError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    shape = f"1x{in_channels}x{image_size}x{image_size}"
     try:
         with torch.no_grad():
-            out = model(torch.zeros(1, in_channels, image_size, image_size))
+            out = _within(MODEL_PROBE_TIMEOUT_S, lambda: model(torch.zeros(1, in_channels, image_size, image_size)),
+                          f"--model: {cfg.model!r} did not return an output for one {shape} input within "
+                          f"{{seconds}} s; {MODEL_EXPECTED}")
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
         raise ConfigError(f"--model: {cfg.model!r} fails on this data's input ({shape}: {type(exc).__name__}: "
                           f"{str(exc).strip()[:160]}); expected a model taking {in_channels}-channel "
@@ -104,6 +126,58 @@ def check_model(cfg: SearchConfig, in_channels: int, num_classes: int, image_siz
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"--model: {cfg.model!r} gives {got} for a {shape} input; expected logits of shape "
                           f"[1, {num_classes}] (one per class of the data)")
+
+
+MODEL_PROBE_TIMEOUT_S = 60.0  # building the model and one forward pass; a user's code may never return
+MODEL_EXPECTED = "expected a model that builds and runs (is its forward waiting on something?)"
+REMOTE_STORAGE_TIMEOUT_S = 10.0
+
+
+def check_remote_storage(uri: str) -> None:
+    """--storage-path s3://, gs://, ...: pyarrow (what Ray Tune writes with) can open it and list
+    it, within seconds; otherwise Tune fails only after the baseline has trained."""
+    def probe():
+        import pyarrow.fs
+
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        fs.get_file_info(path)
+
+    try:
+        _within(REMOTE_STORAGE_TIMEOUT_S, probe, f"--storage-path: {redact(uri)!r} did not answer within "
+                "{seconds} s; expected storage Ray Tune can reach from here (s3://BUCKET/PATH, gs://...)")
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors for schemes, credentials, networks
+        raise ConfigError(f"--storage-path: {redact(uri)!r} cannot be used ({stores.short_error(exc)}); expected "
+                          "storage Ray Tune can reach from here (s3://BUCKET/PATH, gs://..., or a local folder)") from None
+
+
+def _within(seconds: float, fn, what: str):
+    """fn() run in a daemon thread: its result, or its exception; a ConfigError saying `what`
+    (`{seconds}` filled in) when it has not returned within `seconds` (the thread is left behind;
+    the process exits anyway)."""
+    import threading
+
+    import torch
+
+    box: dict = {}
+    grad_enabled = torch.is_grad_enabled()  # grad mode is per thread: the caller's no_grad applies there too
+
+    def run():
+        try:
+            with torch.set_grad_enabled(grad_enabled):
+                box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True, name="prune-search-model-probe")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ConfigError(what.format(seconds=f"{seconds:g}"))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 # ---- folders ---------------------------------------------------------------------------------
@@ -120,14 +194,10 @@ def _tracking_flag(cfg: SearchConfig) -> str:
     return "--tracking-uri" if cfg.tracking_uri else "--home"
 
 
-def _scheme(uri: str) -> str:
-    return uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
-
-
 def check_tracking_store(uri: str, flag: str) -> None:
     from mlflow_config import tracking
 
-    scheme = _scheme(uri)
+    scheme = stores.scheme(uri)
     if scheme in SERVER_SCHEMES:
         try:
             tracking.check_reachable(uri)
@@ -147,7 +217,7 @@ def study_names(url: str, flag: str) -> list[str]:
     created (an empty list), an unreadable one is one line."""
     import optuna
 
-    scheme = _scheme(url)
+    scheme = stores.scheme(url)
     if scheme == "sqlite":
         if not _check_sqlite(url, flag, "Optuna", "studies"):
             return []
@@ -157,10 +227,10 @@ def study_names(url: str, flag: str) -> list[str]:
         raise ConfigError(f"{flag}: {redact(url)!r} is not accepted; expected a database URL: "
                           "sqlite:////ABS/PATH.db, postgresql://, mysql://")
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=stores.engine_kwargs(url))
         return [s.study_name for s in storage.get_all_studies()]
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and Optuna's version errors alike
-        raise ConfigError(f"{flag}: the Optuna storage {redact(url)} cannot be used ({_short(exc)}); expected a "
+        raise ConfigError(f"{flag}: the Optuna storage {redact(url)} cannot be used ({stores.short_error(exc)}); expected a "
                           "working Optuna database, or move this one away") from None
 
 
@@ -190,27 +260,10 @@ def _check_sqlite(uri: str, flag: str, what: str, table: str) -> bool:
     return True
 
 
-def _engine_kwargs(url: str) -> dict:
-    if _scheme(url) in ("postgresql", "mysql"):
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-    return {}
-
-
 def _check_database_server(url: str, flag: str, what: str) -> None:
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(url, **_engine_kwargs(url))
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, refused, auth: one line
-        raise ConfigError(f"{flag}: the {what} database {redact(url)} cannot be reached ({_short(exc)}); "
-                          "expected a running database server and its URL") from None
+    reason = stores.unreachable(url)
+    if reason is not None:
+        raise ConfigError(f"{flag}: the {what} database {redact(url)} cannot be reached ({reason}); "
+                          "expected a running database server and its URL")
 
 
-def _short(exc: BaseException) -> str:
-    text = redact(str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

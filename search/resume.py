@@ -7,9 +7,12 @@ finished trials, then runs only the remaining budget against the same study:
 - an Optuna trial left RUNNING whose MLflow child run FINISHED (the driver died between the
   trial's end and Optuna's tell) is told COMPLETE with the values MLflow holds;
 - any other Optuna trial left RUNNING is told FAIL ("interrupted"), and its MLflow run, if still
-  RUNNING, is marked FAILED;
-so COMPLETE + FAIL counts every trial once, and a new trial is started only for what is left.
-The link between the two is the `optuna_trial` param every child run carries.
+  RUNNING, is marked FAILED; its parameters are enqueued again, so it runs once more with exactly
+  the same configuration (an enqueued recipe point is never lost to a kill).
+The budget counts trials that ran to an end: COMPLETE, and FAIL for a reason of their own (a
+diverged loss); an interrupted trial does not count, its re-run does. Enqueued points the kill
+left WAITING stay in the study and are asked first. The link between Optuna and MLflow is the
+`optuna_trial` param every child run carries.
 """
 from __future__ import annotations
 
@@ -58,13 +61,23 @@ def save_record(home: Path, rec: SearchRecord) -> None:
         f.write(json.dumps(blob, indent=2))
 
 
+def with_budget(home: Path, rec: SearchRecord, budget: int) -> SearchRecord:
+    """The record with a new budget, saved (a later resume keeps it)."""
+    rec = SearchRecord(rec.name, replace(rec.config, budget=budget), rec.tracking_uri, rec.experiment_id,
+                       rec.parent_run_id, rec.optuna_url)
+    save_record(home, rec)
+    return rec
+
+
 def load_record(home: Path, name: str, given: SearchConfig | None = None) -> SearchRecord:
     """The record, with any redacted password restored from `given` (the resume's own
     --tracking-uri / --optuna-storage, or MLFLOW_TRACKING_URI) when it names the same URI."""
     path = record_path(home, name)
     if not path.exists():
         known = sorted(p.stem for p in (home / "searches").glob("*.json")) if (home / "searches").is_dir() else []
-        raise ConfigError(f"--resume: no search {name!r} in {home / 'searches'}; known: {', '.join(known) or 'none'}")
+        raise ConfigError(f"--resume: no search {name!r} in {home / 'searches'}; known: {', '.join(known) or 'none'}. "
+                          "A search stopped before its first trial (while loading data or training the baseline) "
+                          "has nothing to resume: run its original command again (a finished baseline is reused)")
     try:
         blob = json.loads(path.read_text())
         cfg = config_from_dict(blob["config"])
@@ -91,8 +104,19 @@ def _with_secret(stored: str, given: str | None, flag: str, http_env: bool = Fal
                       "the password again" + (" (or MLFLOW_TRACKING_USERNAME/PASSWORD set)" if http_env else ""))
 
 
+def was_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get("failure_reason") == INTERRUPTED
+
+
+def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials the budget counts: COMPLETE, and FAIL for a reason of their own (not interrupted)."""
+    ended = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+    return [t for t in ended if not was_interrupted(t)]
+
+
 def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
-    """Settles trials left RUNNING; returns how many trials are already done (COMPLETE + FAIL)."""
+    """Settles trials left RUNNING and enqueues the interrupted ones again; returns how many
+    trials the budget already counts (counted_trials)."""
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     runs = tracking.child_runs(client, rec.experiment_id, rec.parent_run_id)
     by_trial = {}
@@ -112,10 +136,11 @@ def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
         else:
             study._storage.set_trial_user_attr(t._trial_id, "failure_reason", INTERRUPTED)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            log(f"resume: trial {t.number} was interrupted; marked failed")
+            # skip_if_exists=False: the interrupted trial itself holds these params, and it must run.
+            study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+            log(f"resume: trial {t.number} was interrupted; it runs again with the same parameters")
     mark_orphans_failed(client, runs)
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
-    return len(done)
+    return len(counted_trials(study))
 
 
 def mark_orphans_failed(client: MlflowClient, runs) -> None:

@@ -21,7 +21,19 @@ from trainables.data import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main(lambda: run_search(load_config(argv)), usage_errors=(DataError, ClusterError))
+    return run_main(lambda: _naming_the_data_flag(lambda: run_search(load_config(argv))),
+                    usage_errors=(DataError, ClusterError))
+
+
+def _naming_the_data_flag(body):
+    """A problem with the data is the --data-dir's (or --dataset's): the one line names the flag."""
+    try:
+        return body()
+    except DataError as exc:
+        text = str(exc)
+        if text.startswith("--"):
+            raise
+        raise DataError(f"--data-dir: {text}") from None
 
 
 def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -> int:
@@ -29,13 +41,16 @@ def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -
     instead of the default seeding (one trial per method, then the article's recipe)."""
     from mlflow_config import tracking
     from search import preflight
-    from search.resume import load_record
+    from search.resume import load_record, with_budget
 
     home = cfg.home.expanduser().absolute()
     with tracking.credentials_restored():
         if cfg.resume:
             rec = load_record(home, Path(cfg.resume).name, given=cfg)  # a name, or its Ray storage path
-            preflight.check_resume(rec, home, cfg.address)
+            preflight.check_resume(rec, home, cfg.address, cfg.budget)
+            if cfg.budget and cfg.budget != rec.config.budget:
+                log(f"search {rec.name}: budget {rec.config.budget} -> {cfg.budget} trials")
+                rec = with_budget(home, rec, cfg.budget)
             data, baseline = _prepare(rec.config, home, log)
             return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
         name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -120,6 +135,8 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
         else:
             rec, done, points = resume, None, []
             client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+        # A resume that fails leaves a finished search as it was (its failure is a tag, not its status).
+        finished_before = resume is not None and client.get_run(rec.parent_run_id).info.status == "FINISHED"
         try:
             if done is None:
                 done = reconcile(rec, client, log)
@@ -138,9 +155,13 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
         except BaseException as exc:
             # Whatever stops the search ends its parent run with the reason, never leaves it RUNNING.
             stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+            reason = redact(f"{type(exc).__name__}: {exc}")[:1000]
             with contextlib.suppress(Exception):  # the store itself may be what failed: keep that error
-                tracking.finish_run(client, rec.parent_run_id, ok=False, killed=stopped,
-                                    reason=redact(f"{type(exc).__name__}: {exc}")[:1000])
+                if finished_before:
+                    client.update_run(rec.parent_run_id, status="FINISHED")
+                    tracking.set_tags(client, rec.parent_run_id, {"last_resume_failure": reason})
+                else:
+                    tracking.finish_run(client, rec.parent_run_id, ok=False, killed=stopped, reason=reason)
             raise
     finally:
         if started_ray:
@@ -311,12 +332,12 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
 
     from mlflow_config import tracking
     from results import report
-    from search.resume import mark_orphans_failed
+    from search.resume import counted_trials, mark_orphans_failed
     from results.ui import runs_link
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-    done = len(study.get_trials(deepcopy=False, states=states))
+    counted = counted_trials(study)
+    done = len(counted)
     if done < cfg.budget:
         tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"interrupted after {done} of {cfg.budget} trials",
                             killed=True)
@@ -324,7 +345,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
             f"  python -m search.run --home {cfg.home} --resume {rec.name}")
         return 130
     mark_orphans_failed(client, tracking.child_runs(client, rec.experiment_id, rec.parent_run_id))
-    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    failed = [t for t in counted if t.state == optuna.trial.TrialState.FAIL]
     if failed and len(failed) == done:
         reason, hits = _most_common_failure(failed)
         tracking.log_metrics(client, rec.parent_run_id, {"trials_finished": 0, "trials_failed": len(failed)})
@@ -333,7 +354,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
         return 1
     _screen_correlation(cfg, rec, client, study, log)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
-                           f"{cfg.model} on {cfg.dataset}: {rec.name}", log)
+                           f"{cfg.model} on {cfg.dataset}: {rec.name}", log, failed=len(failed))
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
     tracking.finish_run(client, rec.parent_run_id, ok=True)
     log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")

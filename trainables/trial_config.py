@@ -25,7 +25,7 @@ QUANTIZE = ("none", "int8")
 class FinetuneSettings(MethodSettings):
     """Searched for every method: what follows pruning (the fine-tune, then int8 or not)."""
 
-    finetune_lr: float = setting(0.01, search=(0.002, 0.05), kind="log", accepted=Interval(0.0, 10.0, lo_open=True),
+    finetune_lr: float = setting(0.01, search=(0.002, 0.05), kind="log", accepted=Interval(0.0, 1000.0, lo_open=True),
                                  help="fine-tune learning rate range (log scale)")
     # int8 for every method, so fronts compare pruning methods at equal precision (the size
     # counts int8 bytes: trainables.compress); BatchNorm is re-estimated after it.

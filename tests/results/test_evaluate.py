@@ -113,3 +113,22 @@ def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
     assert not (tmp_path / "mlflow.db").exists()  # looking never creates a store
+
+
+@pytest.mark.slow
+def test_a_folder_that_does_not_fit_the_trial_leaves_no_cache_in_home(digits_search, tmp_path, capsys):
+    """RGB 16x16 images for a trial trained on 1x8x8 digits: rejected in one line, and the images
+    decoded to find that out are not left in the search's --home."""
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            folder = tmp_path / "rgb" / split / c
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (16, 16), (i * 60, 20, 0)).save(folder / f"{i}.png")
+    datasets = digits_search.home / "datasets"
+    before = sorted(datasets.iterdir()) if datasets.is_dir() else []
+    code = evaluate.main(["--run-id", pareto_runs(digits_search)[0].info.run_id, "--dataset", "imagefolder",
+                          "--data-dir", str(tmp_path / "rgb"), *store_args(digits_search)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "do not fit trial" in err[0], err
+    assert (sorted(datasets.iterdir()) if datasets.is_dir() else []) == before

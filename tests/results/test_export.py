@@ -1,11 +1,14 @@
 """results.export: written models load with plain torch / onnxruntime and give the rebuilt trial's
 outputs; a structurally pruned (fpgm) model is exported physically smaller than dense; --register
-makes a registered MLflow model version that loads back with mlflow.pytorch."""
+makes a registered MLflow model version (ONNX) that loads back with mlflow.onnx, and a tampered
+registered or exported file does not run code when loaded."""
 from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,12 +101,66 @@ def test_registered_version_loads_from_the_registry_and_matches_the_trial(digits
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 8, 8]  # any batch size
     assert info.saved_input_example_info is not None
 
-    loaded = mlflow.pytorch.load_model(uri)
+    import onnxruntime
+    from onnx import numpy_helper
+
+    proto = mlflow.onnx.load_model(uri)  # a protobuf: loading it cannot run code
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x = trial.norm(trial.data.test.x[:100])
     with torch.inference_mode():
-        assert (loaded(x) - trial.model(x)).abs().max().item() <= export.TOLERANCE
-    dense = sum(p.numel() for p in build_model("simplecnn", 1, 10, 8).parameters())
-    assert sum(p.numel() for p in loaded.parameters()) == metrics["params"] < dense  # physically smaller
+        expected = trial.model(x)
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    assert (got - expected).abs().max().item() <= export.TOLERANCE
+    shapes = {i.name: tuple(numpy_helper.to_array(i).shape) for i in proto.graph.initializer}
+    conv1 = next(shape for key, shape in shapes.items() if "conv1" in key and len(shape) == 4)
+    dense = build_model("simplecnn", 1, 10, 8)
+    assert conv1[0] == trial.model.conv1.out_channels < dense.conv1.out_channels  # physically smaller
+
+
+@pytest.mark.slow
+def test_a_tampered_registered_model_does_not_run_its_code(digits_search, monkeypatch, tmp_path):
+    """The registered file replaced by a pickle whose loading would create a marker file: loading
+    the version fails to parse it and creates nothing."""
+    import pickle
+    from urllib.parse import urlparse
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", digits_search.tracking_uri)
+    trial = trial_of(digits_search, "fpgm")
+    name = "digits-tampered"
+    assert export.main(["--run-id", trial.run.info.run_id, "--register", name, "--home", str(digits_search.home)]) == 0
+    client = MlflowClient(digits_search.tracking_uri)
+    (version,) = client.search_model_versions(f"name = '{name}'")
+    stored = Path(urlparse(client.get_model_version_download_uri(name, version.version)).path)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for onnx_file in stored.rglob("*.onnx"):
+        onnx_file.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the parser raises; what matters is below
+        mlflow.onnx.load_model(f"models:/{name}/{version.version}")
+    assert not marker.exists()
+
+
+def test_a_tampered_state_dict_export_does_not_run_its_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    out = tmp_path / "model.pt"
+    out.write_bytes(pickle.dumps({"conv1.weight": Payload()}))
+    with pytest.raises(Exception):  # noqa: B017 - torch refuses the global (UnpicklingError)
+        export.load_and_run("state_dict", out, build_model("simplecnn", 1, 10, 8), torch.zeros(1, 1, 8, 8))
+    assert not marker.exists()
 
 
 @pytest.mark.slow

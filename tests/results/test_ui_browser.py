@@ -170,12 +170,14 @@ def test_server_command_is_an_argument_list_bound_to_loopback(tmp_path, monkeypa
     (tmp_path / "mlflow.db").touch()  # results.ui only checks that the store exists
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     started = []
-    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: started.append((argv, env)))
     assert ui.main(["--home", str(tmp_path), "--port", str(free_port())]) == 0
-    (argv,) = started
+    ((argv, env),) = started
     assert argv[:4] == [sys.executable, "-m", "mlflow", "server"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and "0.0.0.0" not in argv
-    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+    # The store's URI (a password, for a database server) travels in the environment, never argv.
+    assert "--backend-store-uri" not in argv and not any("mlflow.db" in a for a in argv)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
     assert "http://127.0.0.1:" in capsys.readouterr().out
 
 
@@ -186,17 +188,21 @@ def test_server_command_is_an_argument_list_bound_to_loopback(tmp_path, monkeypa
     (["--host", "127.0.0.1; rm -rf /"], "--host: '127.0.0.1; rm -rf /' is not accepted"),
     (["--host", "203.0.113.7"], "--port: cannot listen on 203.0.113.7"),
     ([], "no MLflow store at sqlite:///"),
+    (["--tracking-uri", "postgresql://u:s3cret-pw@127.0.0.1:1/mlflow"],
+     "--tracking-uri: the MLflow database postgresql+psycopg2://u:***@127.0.0.1:1/mlflow cannot be reached"),
 ])
 def test_bad_command_line_is_one_line_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("server started on bad input"))
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("server started on bad input"))
     code = ui.main(["--home", str(tmp_path), *argv] + ([] if "--port" in argv else ["--port", str(free_port())]))
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+    assert "s3cret-pw" not in out + "\n".join(err)
 
 
 def test_port_in_use_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("server started on a busy port"))
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("server started on a busy port"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

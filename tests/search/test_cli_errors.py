@@ -66,10 +66,10 @@ CASES = {
     "baseline epochs huge": (["--baseline-epochs", "1e308"], "--baseline-epochs: 1e+308 is not accepted; expected "
                              "0 <= baseline-epochs <= 10000"),
     "baseline lr huge": (["--baseline-lr", "1e308"], "--baseline-lr: 1e+308 is not accepted; expected 0 < "
-                         "baseline-lr <= 10"),
+                         "baseline-lr <= 1000"),
     "finetune epochs huge": (["--finetune-epochs", "1e308"], "--finetune-epochs: 1e+308 is not accepted"),
     "finetune lr huge": (["--finetune-lr", "1e308"], "--finetune-lr: 1e+308 is not accepted; expected lo,hi with "
-                         "0 < lo <= hi <= 10"),
+                         "0 < lo <= hi <= 1000"),
     "latency batch huge": (["--latency-batch", "1e12"], "--latency-batch: 1000000000000 is not accepted; expected "
                            "1 <= latency-batch <= 4096"),
     "lottery rounds huge": (["--lottery-rounds", "1000"], "--lottery-rounds: 1000 is not accepted; expected lo,hi "
@@ -88,7 +88,10 @@ CASES = {
                                         "at most 12, the training split's batches (1437 images / batch 128)"),
     "train subset leaves nothing": (["--val-fraction", "0.0001"], "--val-fraction: 0.0001 is not accepted; expected "
                                     "settings that leave training and validation images"),
+    "data dir with digits": (["--data-dir", "TMP"], "--data-dir: 'TMP' is not accepted; expected no --data-dir "
+                             "with --dataset digits"),
     # names
+    "name starting with a dash": (["--name", "-x"], "--name: '-x' is not accepted; expected 1-100 letters"),
     "name too long": (["--name", LONG_NAME], f"--name: '{LONG_NAME}' is not accepted; expected 1-100 letters"),
     "name with a newline": (["--name", "a\nb"], "--name: 'a\\nb' is not accepted"),
     "name with a slash": (["--name", "a/b"], "--name: 'a/b' is not accepted"),
@@ -98,6 +101,10 @@ CASES = {
     "home unwritable": (["--home", "/proc/prune-search-home"], "--home: '/proc/prune-search-home' is not writable"),
     "storage path unwritable": (["--storage-path", "/proc/prune-search-ray"],
                                 "--storage-path: '/proc/prune-search-ray' is not writable"),
+    "storage path of an unknown kind": (["--storage-path", "foo://x/y"], "--storage-path: 'foo://x/y' cannot be "
+                                        "used (ArrowInvalid"),
+    "storage path unreachable": (["--storage-path", "s3://prune-search-no-such-bucket/x"],
+                                 "--storage-path: 's3://prune-search-no-such-bucket/x' "),
     # stores and cluster
     "tracking uri of an unknown kind": (["--tracking-uri", "foo://bar"], "--tracking-uri: 'foo://bar' is not accepted; "
                                         "expected an MLflow tracking URI"),
@@ -171,6 +178,11 @@ def test_a_toml_bool_is_not_a_number(guarded, tmp_path, capsys):
     config = tmp_path / "search.toml"
     config.write_text("budget = true\n")
     check_rejected(["--config", str(config)], "--budget: True is not an integer", guarded, capsys)
+
+
+def test_a_dead_ray_address_from_the_environment_is_blamed_on_ray_address(guarded, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    check_rejected([], "RAY_ADDRESS: '127.0.0.1:1' does not answer", guarded, capsys)
 
 
 def test_unanswered_ray_address_fails_in_seconds(guarded, capsys):
@@ -249,7 +261,8 @@ def test_corrupt_images_are_named_and_rejected(image_folder, monkeypatch, tmp_pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     root = image_folder(["cat", "dog"], corrupt=2)
     check_rejected(["--dataset", "cifar10", "--data-dir", str(root), "--methods", "magnitude"],
-                   f"2 of 10 images under {root / 'train'} cannot be decoded, e.g. {root / 'train' / 'cat'}/bad0.jpg",
+                   f"--data-dir: 2 of 10 images under {root / 'train'} cannot be decoded, e.g. "
+                   f"{root / 'train' / 'cat'}/bad0.jpg",
                    tmp_path / "home", capsys)
 
 
@@ -314,3 +327,16 @@ def test_help_explains_and_exits_0(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--budget" in out and "Pareto" in out and "--methods" in out
+
+
+def test_a_model_whose_forward_never_returns_is_one_line_in_seconds(guarded, tmp_path, capsys, monkeypatch):
+    from search import preflight
+
+    monkeypatch.setattr(preflight, "MODEL_PROBE_TIMEOUT_S", 2.0)
+    factory = tmp_path / "stuck.py"
+    factory.write_text("import time\nfrom torch import nn\n\nclass Stuck(nn.Module):\n"
+                       "    def forward(self, x):\n        while True:\n            time.sleep(0.1)\n\n"
+                       "def build(num_classes):\n    return Stuck()\n")
+    took = check_rejected(["--model", f"{factory}:build"], f"--model: '{factory}:build' did not return an output "
+                          "for one 1x1x8x8 input within 2 s", guarded, capsys)
+    assert took < 10

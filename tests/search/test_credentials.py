@@ -32,6 +32,36 @@ def test_redact_masks_the_password_anywhere_in_a_text():
     assert redact("http://host:5000 sqlite:////a/b.db") == "http://host:5000 sqlite:////a/b.db"
 
 
+TRICKY = ["p@ss", "pa ss", "pa/ss", "pa:ss", "päss-wörd-密码", "a@b/c d:e?f#g"]
+
+
+@pytest.mark.parametrize("password", TRICKY)
+@pytest.mark.parametrize("scheme", ["http", "postgresql"])
+def test_tricky_passwords_are_masked_split_and_encoded(password, scheme):
+    from mlflow_config.stores import normalize
+
+    uri = f"{scheme}://alice:{password}@db.example.com:5432/store?x=1"
+    text = f"error: cannot reach {uri} (timeout); also sqlite:////a/b.db"
+    assert redact(text) == f"error: cannot reach {scheme}://alice:***@db.example.com:5432/store?x=1 (timeout); " \
+                           "also sqlite:////a/b.db"
+    assert split_userinfo(uri) == (f"{scheme}://db.example.com:5432/store?x=1", "alice", password)
+    if scheme == "postgresql":  # SQLAlchemy's parser needs it percent-encoded; it reads back the same
+        import sqlalchemy as sa
+
+        assert sa.engine.make_url(normalize(uri)).password == password
+        assert password not in redact(normalize(uri))
+
+
+def test_store_urls_are_made_absolute_and_get_an_installed_driver(tmp_path, monkeypatch):
+    from mlflow_config.stores import normalize
+
+    monkeypatch.chdir(tmp_path)
+    assert normalize("sqlite:///rel.db") == f"sqlite:///{tmp_path / 'rel.db'}"
+    assert normalize("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert normalize("postgresql://u@h/db").startswith("postgresql+psycopg2://")  # only psycopg2 is installed
+    assert normalize("postgresql+psycopg2://u:p@h/db") == "postgresql+psycopg2://u:p@h/db"
+
+
 def test_credentials_are_split_from_the_uri():
     assert split_userinfo(f"https://alice:{PASSWORD}@mlflow.example:443/x") == (
         "https://mlflow.example:443/x", "alice", PASSWORD)

@@ -218,3 +218,63 @@ def test_search_with_postgres_behind_mlflow_and_optuna(pg_stack, ray_session, tm
                 assert conn.execute(sa.text(sql)).scalar_one() == expected, sql
         finally:
             engine.dispose()
+
+
+PG_PASSWORD = "pg-Pw@/x y:ü-never-shown"  # '@', '/', a space, ':' and non-ASCII: typed raw in the URLs
+
+
+def test_a_postgresql_password_is_nowhere(pg_stack, ray_session, tmp_path, monkeypatch, capsys):
+    """Both stores as plain postgresql:// URLs with a raw password (the throwaway server trusts
+    every login, so any password connects): the search runs, and the password is in no output,
+    no file under --home, no Ray session log, no process command line while it runs, and no row
+    of either store."""
+    import threading
+
+    import psutil
+    import ray
+    import sqlalchemy as sa
+
+    from search.run import main
+    from tests.search.test_credentials import files_containing
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    url = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{pg_stack.pg_port}"
+    seen_in_argv: list[str] = []
+    done = threading.Event()
+
+    def watch_command_lines():
+        while not done.is_set():
+            for proc in psutil.process_iter(["cmdline"]):
+                line = " ".join(proc.info["cmdline"] or [])
+                if PG_PASSWORD in line:
+                    seen_in_argv.append(line[:200])
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_command_lines, daemon=True)
+    watcher.start()
+    try:
+        home = tmp_path / "home"
+        code = main(["--budget", "2", *SMALL_SEARCH_ARGS, "--home", str(home), "--name", "pgpw", "--methods",
+                     "magnitude", "--baseline-epochs", "2", "--tracking-uri", f"{url}/mlflow",
+                     "--optuna-storage", f"{url}/optuna"])
+    finally:
+        done.set()
+        watcher.join(5)
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    assert PG_PASSWORD not in out + err and "postgres:***@" in out
+    assert seen_in_argv == []
+    secret = PG_PASSWORD.encode()
+    assert files_containing(home, secret) == []
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    assert files_containing(session / "logs", secret) == []
+    for database, sql in (("mlflow", "SELECT count(*) FROM params WHERE value LIKE :pw"),
+                          ("mlflow", "SELECT count(*) FROM tags WHERE value LIKE :pw"),
+                          ("optuna", "SELECT count(*) FROM trial_user_attributes WHERE value_json LIKE :pw"),
+                          ("optuna", "SELECT count(*) FROM study_user_attributes WHERE value_json LIKE :pw")):
+        engine = sa.create_engine(pg_stack.url(database))
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text(sql), {"pw": f"%{PG_PASSWORD}%"}).scalar_one() == 0, (database, sql)
+        finally:
+            engine.dispose()
