@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlflow.entities import Run
@@ -78,13 +78,13 @@ def find_search(client: MlflowClient, ref: str, uri: str) -> Run:
 
 def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: float) -> Compared:
     from mlflow_config.tracking import child_runs
-    from results.pareto import Point, front, hypervolume
+    from results.pareto import front, hypervolume
     from results.report import collect_points
 
     name = parent.data.tags["search"]
     children = child_runs(client, parent.info.experiment_id, parent.info.run_id)
     pts = collect_points(children, metric, parent.data.metrics[f"baseline_{metric}"])
-    pts = [Point(p.key, p.acc, p.cost, name) for p in pts]
+    pts = [replace(p, method=name) for p in pts]  # the series are the searches
     fits = [r for r in children if r.info.status == "FINISHED" and r.data.metrics.get("size_ratio", 2) <= size_budget]
     best = max(fits, key=lambda r: r.data.metrics.get(VAL_ACC, -1), default=None)
     row = {"search": name, "trials": len(pts), "front_points": len(front(pts)), "hypervolume": hypervolume(pts),
@@ -133,8 +133,8 @@ def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared],
         rows = [c.row for c in compared]
         write_csv(rows, d / "compare.csv")
         (d / "compare.txt").write_text(format_table(rows, COLUMNS) + "\n")
-        plot_fronts_png(points, d / "compare.png", title, label)
-        plot_fronts_html(points, d / "compare.html", title, label)
+        plot_fronts_png(points, d / "compare.png", title, label, series="search")
+        plot_fronts_html(points, d / "compare.html", title, label, series="search")
         for f in ("compare.csv", "compare.txt", "compare.png", "compare.html"):
             client.log_artifact(run_id, str(d / f))
     artifacts.log_json(client, run_id, [c.row for c in compared], None, "compare.json")

@@ -23,7 +23,8 @@ def collect_points(runs, metric: str, dense_cost: float) -> list[Point]:
     for r in sorted(runs, key=lambda r: r.info.start_time):
         m = r.data.metrics
         if r.info.status == "FINISHED" and VAL_ACC in m and metric in m:
-            pts.append(Point(r.info.run_id, m[VAL_ACC], m[metric] / dense_cost, r.data.tags.get("method", "")))
+            pts.append(Point(r.info.run_id, m[VAL_ACC], m[metric] / dense_cost, r.data.tags.get("method", ""),
+                             r.info.run_name or "", m.get(TEST_ACC)))
     return pts
 
 
