@@ -18,10 +18,11 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from trainables.measure import OBJECTIVES, OBJECTIVE_METRIC, VAL_ACC
+from trainables.measure import OBJECTIVES, OBJECTIVE_METRIC, TEST_ACC, VAL_ACC
+from results.ui import run_link, ui_base
 from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, fail, add_store_args, open_store
-COLUMNS = ("search", "trials", "front_points", "hypervolume", "best_val_acc", "best_size_ratio", "best_run_id",
-           "parent_run_id")
+COLUMNS = ("search", "trials", "front_points", "hypervolume", "hv_at_n", "best_val_acc", "best_test_acc",
+           "best_size_ratio", "best_run_id", "parent_run_id")
 
 
 @dataclass
@@ -88,10 +89,42 @@ def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: flo
     fits = [r for r in children if r.info.status == "FINISHED" and r.data.metrics.get("size_ratio", 2) <= size_budget]
     best = max(fits, key=lambda r: r.data.metrics.get(VAL_ACC, -1), default=None)
     row = {"search": name, "trials": len(pts), "front_points": len(front(pts)), "hypervolume": hypervolume(pts),
+           "hv_at_n": "-",  # set by equal_trials: the hypervolume of the first n trials, n the same for all
            "best_val_acc": best.data.metrics.get(VAL_ACC) if best else "-",
+           "best_test_acc": best.data.metrics.get(TEST_ACC, "-") if best else "-",
            "best_size_ratio": best.data.metrics.get("size_ratio") if best else "-",
            "best_run_id": best.info.run_id if best else "-", "parent_run_id": parent.info.run_id}
     return Compared(name, parent, pts, row)
+
+
+def equal_trials(compared: list[Compared]) -> int:
+    """Fills each row's hv_at_n: hypervolume over the first n trials in completion order, n the
+    smallest trial count, so a 50-trial and a 12-trial search are compared at equal budgets."""
+    from results.pareto import hypervolume
+
+    n = min(len(c.points) for c in compared)
+    for c in compared:
+        c.row["hv_at_n"] = hypervolume(c.points[:n])
+    return n
+
+
+def caveats(compared: list[Compared]) -> list[str]:
+    """What makes the rows less comparable than they look: other budgets, other validation sets,
+    and how coarse a validation accuracy is (one image is 1/val_images of it)."""
+    out = []
+    params = {c.name: c.parent.data.params for c in compared}
+    budgets = {name: p.get("budget") for name, p in params.items()}
+    if len(set(budgets.values())) > 1:
+        out.append("budgets differ (" + ", ".join(f"{n}: {b}" for n, b in budgets.items()) + "): compare hv_at_n, "
+                   "the hypervolume at equal trial counts, not hypervolume")
+    sizes = {name: p.get("val_images") for name, p in params.items()}
+    if len({v for v in sizes.values() if v}) > 1:
+        out.append("validation sets differ in size (" + ", ".join(f"{n}: {v}" for n, v in sizes.items()) + ")")
+    for name, v in sizes.items():
+        if v and int(v) > 0:
+            out.append(f"{name}: one validation image is {100 / int(v):.2g} points of val_acc ({v} images); "
+                       "fronts a few images apart are within noise")
+    return out
 
 
 def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str, size_budget: float) -> str:
@@ -113,8 +146,8 @@ def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str,
 def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared], metric: str,
                     size_budget: float) -> None:
     from mlflow_config import artifacts, tracking
-    from results.pareto import format_table, write_csv
-    from results.plots import plot_fronts_html, plot_fronts_png
+    from results.pareto import format_table, hypervolume_curve, write_csv
+    from results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
 
     names = [c.name for c in compared]
     tracking.log_params(client, run_id, {"searches": ",".join(names), "objective_metric": metric,
@@ -135,7 +168,9 @@ def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared],
         (d / "compare.txt").write_text(format_table(rows, COLUMNS) + "\n")
         plot_fronts_png(points, d / "compare.png", title, label, series="search")
         plot_fronts_html(points, d / "compare.html", title, label, series="search")
-        for f in ("compare.csv", "compare.txt", "compare.png", "compare.html"):
+        plot_hypervolume_png({c.name: hypervolume_curve(c.points) for c in compared}, d / "compare_hypervolume.png",
+                             f"hypervolume by trial: {' vs '.join(names)}")
+        for f in ("compare.csv", "compare.txt", "compare.png", "compare.html", "compare_hypervolume.png"):
             client.log_artifact(run_id, str(d / f))
     artifacts.log_json(client, run_id, [c.row for c in compared], None, "compare.json")
 
@@ -156,11 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     objective = args.objective or parents[0].data.params.get("objective", "size")
     metric = OBJECTIVE_METRIC[objective]
     compared = [compare_one(client, p, metric, args.size_budget) for p in parents]
+    n = equal_trials(compared)
     run_id = log_compare_run(client, compared, metric, args.size_budget)
-    print(f"Fronts on {metric} / dense {metric}; best val_acc among trials with size_ratio <= {args.size_budget:g}:")
+    print(f"Fronts on {metric} / dense {metric}; hv_at_n: hypervolume of each search's first {n} trials; best "
+          f"val_acc (and its test_acc) among trials with size_ratio <= {args.size_budget:g}:")
     print(format_table([c.row for c in compared], COLUMNS))
-    print(f"\nOverlay logged as MLflow run {run_id} (tag role=compare) in experiment "
-          f"{compared[0].parent.info.experiment_id}: compare.png, compare.html, compare.csv")
+    notes = caveats(compared)
+    if notes:
+        print("\n" + "\n".join(f"note: {line}" for line in notes))
+    experiment = compared[0].parent.info.experiment_id
+    print(f"\nOverlay logged as MLflow run {run_id} (tag role=compare): compare.png, compare.html, "
+          f"compare_hypervolume.png, compare.csv\n  {run_link(experiment, run_id, ui_base(uri))}")
     return 0
 
 

@@ -1,15 +1,20 @@
 """`python -m results.dashboard [--home H] [--port P] [--host 127.0.0.1]`: optuna-dashboard on the searches' studies.
 
 Each search is one Optuna study (named after the search) in `--home/optuna.db`, or in the RDB a
-search was given with `--optuna-storage`. optuna-dashboard shows what Optuna users look for in a
-multi-objective study: the Pareto-front plot, the optimization history, hypervolume history,
-parameter importances and every trial's parameters. Binds 127.0.0.1 unless --host says otherwise.
+search was given with `--optuna-storage`. optuna-dashboard 0.21 shows, for a multi-objective study:
+the Pareto-front plot (axes named after the objectives, val_acc and the size metric), the
+optimization history, parameter importances, and each trial's parameters and user attributes
+(its MLflow run as a link, `mlflow_run`). The study's user attributes say what the objectives mean
+and link the search's MLflow run. The hypervolume history is MLflow's `hypervolume.png`, not
+here. Binds 127.0.0.1 unless --host says otherwise.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from mlflow_config import stores
+from mlflow_config.secrets import redact
 from results.cli import fail, DEFAULT_HOME, OneLineParser, UsageError
 from results.ui import check_host_port
 
@@ -18,8 +23,10 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m results.dashboard",
         description="Start optuna-dashboard on the searches' Optuna studies (one study per search) and print "
-        "each study's address. A study's page has the Pareto front (val_acc vs the size objective), "
-        "history, hypervolume and parameter importances. Ctrl-C stops it.",
+        "each study's address. A study's page has the Pareto front (val_acc vs the size objective, named axes), "
+        "the optimization history, parameter importances and the trials (each with its MLflow run link in "
+        "its user attributes); the hypervolume history is the search run's hypervolume.png in MLflow. "
+        "Ctrl-C stops it.",
         epilog="Example: python -m results.dashboard --home .prune-search --port 8080")
     parser.add_argument("--home", type=Path, default=None,
                         help=f"work folder of the searches (holds optuna.db; default: {DEFAULT_HOME})")
@@ -34,7 +41,7 @@ def build_parser() -> OneLineParser:
 
 def storage_url(optuna_storage: str | None, home: Path | None) -> str:
     if optuna_storage:
-        return optuna_storage
+        return stores.normalize(optuna_storage)
     db = (home or DEFAULT_HOME).resolve() / "optuna.db"
     if not db.is_file():  # Optuna would silently create an empty database
         raise UsageError(f"--home: no Optuna study database at {db}; expected the --home of a search "
@@ -51,7 +58,7 @@ def list_studies(url: str) -> list[tuple[str, int, int]]:
         summaries = optuna.study.get_all_study_summaries(storage, include_best_trial=False)
         return [(s.study_name, storage.get_study_id_from_name(s.study_name), s.n_trials) for s in summaries]
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and URL errors alike
-        raise UsageError(f"--optuna-storage: cannot open {url} ({type(exc).__name__}); expected an Optuna "
+        raise UsageError(f"--optuna-storage: cannot open {redact(url)} ({type(exc).__name__}); expected an Optuna "
                              "storage URL such as sqlite:///PATH/optuna.db or postgresql://USER@HOST/DB") from None
 
 
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return fail(exc)
     base = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
-    print(f"optuna-dashboard for {url}\n  {base}/dashboard  (Ctrl-C stops it)", flush=True)
+    print(f"optuna-dashboard for {redact(url)}\n  {base}/dashboard  (Ctrl-C stops it)", flush=True)
     for name, study_id, n_trials in studies:
         print(f"  study {name} ({n_trials} trials): {base}/dashboard/studies/{study_id}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

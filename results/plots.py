@@ -66,18 +66,23 @@ def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label
     path.write_text(fronts_html(points, title, cost_label, dense_acc, series), encoding="utf-8")
 
 
-def plot_hypervolume_png(curve: Sequence[float], path: Path, title: str) -> None:
+def plot_hypervolume_png(curve: Sequence[float] | dict[str, Sequence[float]], path: Path, title: str) -> None:
+    """Hypervolume after each completed trial: one curve, or one per search (results.compare)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    curves = curve if isinstance(curve, dict) else {"": curve}
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(range(1, len(curve) + 1), curve, marker=".")
+    for label, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker=".", label=label or None)
     ax.set_xlabel("trials completed")
     ax.set_ylabel("hypervolume")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -67,10 +67,43 @@ def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metri
             client.log_artifact(parent_run_id, str(d / name))
     artifacts.log_json(client, parent_run_id, rows, None, "pareto.json")
     log_front_table(client, parent_run_id, rows, by_id)
+    tracking.set_tags(client, parent_run_id, {"mlflow.note.content": front_markdown(rows, by_id, experiment_id,
+                                                                                      dense, metric)})
     log(f"\nPareto front ({len(rows)} of {len(points)} finished trials, {failed} failed; "
         f"hypervolume {summary['hypervolume']:.4f}):")
     log(format_table(rows, TABLE_COLUMNS))
     return rows
+
+
+WITHIN_DENSE = 0.01  # "within 1 point of dense": the question a practitioner asks first
+
+
+def front_markdown(rows: list[dict], runs_by_id: dict, experiment_id: str, dense: dict[str, float],
+                   metric: str) -> str:
+    """The search run's description (MLflow shows it on the run page, Markdown): the smallest trial
+    within 1 point of dense validation accuracy, then the combined front, each row linking to its
+    trial in the training view."""
+    from results.ui import run_link
+
+    def name(row):
+        return f"[{runs_by_id[row['run_id']].info.run_name}]({run_link(experiment_id, row['run_id'])})"
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    dense_acc = dense.get(VAL_ACC)
+    lines = [f"**Pareto front**: {len(rows)} trials, cheapest first (validation chose them; test_acc is reported "
+             f"only). Dense model: val_acc {num(dense_acc, '.4f')}, {metric} {num(dense.get(metric), ',.0f')}.", ""]
+    close = [r for r in rows if dense_acc is not None and r.get(VAL_ACC, 0) >= dense_acc - WITHIN_DENSE]
+    if close:
+        r = min(close, key=lambda r: r.get("size_ratio") or float("inf"))
+        lines += [f"Smallest within 1 point of dense val_acc: {name(r)} ({r['method']}), "
+                  f"{num(r.get('size_ratio'), '.1%')} of dense size, val_acc {num(r.get(VAL_ACC), '.4f')}, "
+                  f"test_acc {num(r.get(TEST_ACC), '.4f')}.", ""]
+    lines += ["| trial | method | val_acc | test_acc | size of dense | params |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name(r)} | {r['method']} | {num(r.get(VAL_ACC), '.4f')} | {num(r.get(TEST_ACC), '.4f')} | "
+              f"{num(r.get('size_ratio'), '.1%')} | {num(r.get('params'), ',.0f')} |" for r in rows]
+    return "\n".join(lines)
 
 
 def log_front_table(client: MlflowClient, parent_run_id: str, rows: list[dict], runs_by_id: dict) -> None:

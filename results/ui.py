@@ -23,8 +23,25 @@ HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 RUNS_VIEW = "{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+RUN_VIEW = "{base}#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 def runs_link(base: str, experiment_id: str) -> str:
     return RUNS_VIEW.format(base=base.rstrip("/"), experiment_id=experiment_id)
+
+
+LOCAL_UI = "http://127.0.0.1:5000"  # where results.ui serves a local store by default
+
+
+def ui_base(tracking_uri: str) -> str:
+    """Where the UI for `tracking_uri` is: the server itself (password masked), else results.ui's."""
+    return redact(tracking_uri) if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+
+
+def run_link(experiment_id: str, run_id: str, base: str = "") -> str:
+    """A run's page in the training view; with no base, relative to the UI showing it (for
+    Markdown inside MLflow: a description's links then work whatever host serves the UI)."""
+    return RUN_VIEW.format(base=base.rstrip("/") + "/" if base else "", experiment_id=experiment_id, run_id=run_id)
 
 
 def search_links(home: Path, tracking_uri: str, base: str) -> list[str]:

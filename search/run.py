@@ -143,7 +143,9 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
                 client.update_run(rec.parent_run_id, status="RUNNING")
                 log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
             else:
-                tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key})
+                tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key,
+                                                     # results.compare: how much one image moves val_acc
+                                                     "val_images": len(data.val), "test_images": len(data.test)})
                 tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
                 save_record(home, rec)
                 log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
@@ -188,6 +190,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
 
     from search import cluster
     from results.report import collect_points
+    from results.ui import ui_base
     from search.space import make_spec, space_fn
     from search.tune import (VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
                              make_sampler, trial_entry)
@@ -202,6 +205,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
+    searcher.mlflow_ui = (ui_base(rec.tracking_uri), rec.experiment_id)
     run_ctx = RunContext(rec.tracking_uri, rec.experiment_id, rec.parent_run_id, rec.name,
                          max(1, int(cfg.cpus_per_trial)), cfg.gpus_per_trial > 0)
     trainable = tune.with_resources(
@@ -312,6 +316,15 @@ def _storage_path(cfg: SearchConfig, home: Path) -> str:
     return str(Path(cfg.storage_path.removeprefix("file://")).expanduser().absolute())
 
 
+def _describe_study(study, cfg, rec) -> None:
+    """What optuna-dashboard shows beside the study: the objectives' meaning and the search's run."""
+    from results.ui import run_link, ui_base
+
+    study.set_user_attr("objectives", f"maximize val_acc (validation accuracy of the pruned, fine-tuned model); "
+                                      f"minimize {cfg.objective_metric} (the {cfg.objective} objective)")
+    study.set_user_attr("mlflow_search_run", run_link(rec.experiment_id, rec.parent_run_id, ui_base(rec.tracking_uri)))
+
+
 def _most_common_failure(trials) -> tuple[str, int]:
     """The most frequent first line of the failed trials' reasons, and how many trials it hit."""
     from collections import Counter
@@ -333,7 +346,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     from mlflow_config import tracking
     from results import report
     from search.resume import counted_trials, mark_orphans_failed
-    from results.ui import runs_link
+    from results.ui import runs_link, ui_base
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     counted = counted_trials(study)
@@ -352,6 +365,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
         tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"every trial failed: {reason}")
         log(f"\nsearch {rec.name}: all {done} trials failed; the most common reason ({hits} of {done}): {reason}")
         return 1
+    _describe_study(study, cfg, rec)
     _screen_correlation(cfg, rec, client, study, log)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
                            f"{cfg.model} on {cfg.dataset}: {rec.name}", log, failed=len(failed))
@@ -365,7 +379,7 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     remote = rec.tracking_uri.startswith(("http://", "https://"))
     start = "" if remote else f"  python -m results.ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"
-        f"  MLflow UI: {runs_link(redact(rec.tracking_uri) if remote else 'http://127.0.0.1:5000', rec.experiment_id)}\n"
+        f"  MLflow UI: {runs_link(ui_base(rec.tracking_uri), rec.experiment_id)}\n"
         f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
         f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
         f"python -m results.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))

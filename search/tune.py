@@ -119,12 +119,20 @@ class RecordingOptunaSearch(OptunaSearch):
             config[OPTUNA_TRIAL] = self._ot_trials[trial_id].number
         return config
 
+    # (UI base URL, experiment id) for each trial's `mlflow_run` link, shown by optuna-dashboard.
+    mlflow_ui: tuple[str, str] | None = None
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and trial_id not in self._completed_trials:
             ot_trial.set_user_attr("ray_trial_id", trial_id)
             if result and result.get("mlflow_run_id"):
                 ot_trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+                if self.mlflow_ui is not None:
+                    from results.ui import run_link
+
+                    base, experiment_id = self.mlflow_ui
+                    ot_trial.set_user_attr("mlflow_run", run_link(experiment_id, result["mlflow_run_id"], base))
             metrics = self.metric if isinstance(self.metric, list) else [self.metric]
             values = [None if not result else result.get(m) for m in metrics]
             if result and any(v is None or not math.isfinite(float(v)) for v in values):

@@ -65,6 +65,10 @@ def test_compare_overlays_both_fronts_and_logs_a_compare_run(two_searches, capsy
         assert float(row["hypervolume"]) == pytest.approx(parent["hypervolume"], rel=1e-3)  # printed %.4g
         acc, run_id = best_within_budget(client, search)
         assert row["best_run_id"] == run_id and float(row["best_val_acc"]) == pytest.approx(acc, abs=1e-4)
+        assert float(row["best_test_acc"]) == pytest.approx(client.get_run(run_id).data.metrics["test_acc"], abs=1e-4)
+        assert float(row["hv_at_n"]) == pytest.approx(parent["hypervolume"], rel=1e-3)  # equal budgets: all trials
+    assert "one validation image is 0.56 points of val_acc (180 images)" in out  # digits: 180 validation images
+    assert "budgets differ" not in out
 
     runs = client.search_runs([first.experiment_id], "tags.role = 'compare'")
     assert len(runs) == 1
@@ -72,11 +76,12 @@ def test_compare_overlays_both_fronts_and_logs_a_compare_run(two_searches, capsy
     assert run.info.status == "FINISHED"
     assert run.data.tags["searches"] == f"{first.name},{second.name}"
     assert run.info.run_id in out
+    assert f"#/experiments/{first.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning" in out
     for search in (first, second):
         logged = client.get_run(search.parent_run_id).data.metrics["hypervolume"]
         assert run.data.metrics[f"hypervolume.{search.name}"] == pytest.approx(logged, rel=1e-12)
     names = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id)}
-    assert {"compare.png", "compare.html", "compare.csv", "compare.json"} <= set(names)
+    assert {"compare.png", "compare.html", "compare.csv", "compare.json", "compare_hypervolume.png"} <= set(names)
     assert names["compare.png"] > 10_000  # a real plot
     with tempfile.TemporaryDirectory() as tmp:  # the overlay page: every trial of both searches, no script
         page = Path(client.download_artifacts(run.info.run_id, "compare.html", tmp)).read_text()
@@ -126,3 +131,22 @@ def test_a_compare_run_that_fails_to_log_ends_failed_with_the_reason(tmp_path, m
     runs = client.search_runs([exp], "tags.role = 'compare'")
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
     assert runs[0].data.tags["failure_reason"] == "RuntimeError: disk full"
+
+
+def test_other_budgets_are_compared_at_equal_trial_counts_and_said():
+    from types import SimpleNamespace
+
+    from results.pareto import Point, hypervolume
+
+    def search(name, budget, accs):
+        points = [Point(f"{name}{i}", a, 0.5 - 0.04 * i, name) for i, a in enumerate(accs)]
+        parent = SimpleNamespace(data=SimpleNamespace(params={"budget": str(budget), "val_images": "180"}))
+        return compare.Compared(name, parent, points, {"hv_at_n": "-"})
+
+    long, short = search("long", 50, [0.8, 0.85, 0.9, 0.95]), search("short", 12, [0.9, 0.7])
+    assert compare.equal_trials([long, short]) == 2
+    assert long.row["hv_at_n"] == pytest.approx(hypervolume(long.points[:2]))
+    assert long.row["hv_at_n"] < hypervolume(long.points)  # its later trials do not count
+    notes = compare.caveats([long, short])
+    assert notes[0].startswith("budgets differ (long: 50, short: 12)")
+    assert any("one validation image is 0.56 points" in n for n in notes)

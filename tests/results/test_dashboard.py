@@ -50,6 +50,11 @@ def test_a_finished_search_shows_its_pareto_front_with_named_objectives(digits_s
     storage = f"sqlite:///{digits_search.home / 'optuna.db'}"
     study = optuna.load_study(study_name=digits_search.name, storage=storage)
     assert study.metric_names == ["val_acc", "size_bytes"]
+    assert study.user_attrs["objectives"].startswith("maximize val_acc") and "minimize size_bytes" in \
+        study.user_attrs["objectives"]
+    assert f"runs/{digits_search.parent_run_id}?workflowType=machine_learning" in study.user_attrs["mlflow_search_run"]
+    for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE]):
+        assert t.user_attrs["mlflow_run"].endswith(f"runs/{t.user_attrs['mlflow_run_id']}?workflowType=machine_learning")
     complete = len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE]))
     study_id = optuna.storages.get_storage(storage).get_study_id_from_name(digits_search.name)
     port = free_port()

@@ -5,12 +5,14 @@ not in the Ray session's logs."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import os
 import secrets
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -128,6 +130,32 @@ def auth_server(tmp_path_factory):
         _stop_server(server)
 
 
+@contextlib.contextmanager
+def command_lines_containing(secret: str):
+    """Yields a list that fills, while the block runs, with every process command line (polled
+    every 0.2 s) that holds `secret`: what any user of the machine can read with ps."""
+    import psutil
+
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for proc in psutil.process_iter(["cmdline"]):
+                line = " ".join(proc.info["cmdline"] or [])
+                if secret in line:
+                    seen.append(line[:200])
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join(5)
+
+
 def files_containing(root: Path, secret: bytes) -> list[str]:
     hits = []
     for p in root.rglob("*"):
@@ -154,8 +182,10 @@ def test_search_against_a_basic_auth_server_never_shows_the_password(auth_server
     assert refused.value.code == 401
 
     home = tmp_path / "home"
-    code = main(["--budget", "2", *SMALL_SEARCH_ARGS, "--home", str(home), "--name", "auth", "--methods", "magnitude",
-                 "--baseline-epochs", "2", "--tracking-uri", f"http://alice:{PASSWORD}@127.0.0.1:{port}"])
+    with command_lines_containing(PASSWORD) as in_argv:
+        code = main(["--budget", "2", *SMALL_SEARCH_ARGS, "--home", str(home), "--name", "auth", "--methods",
+                     "magnitude", "--baseline-epochs", "2", "--tracking-uri", f"http://alice:{PASSWORD}@127.0.0.1:{port}"])
+    assert in_argv == []
     out, err = capsys.readouterr()
     assert code == 0, err[-3000:]
     assert PASSWORD not in out + err
@@ -179,7 +209,7 @@ def test_search_against_a_basic_auth_server_never_shows_the_password(auth_server
     assert files_containing(home, secret) == []
     assert files_containing(base / "mlflow.db", secret) == [] and files_containing(base / "artifacts", secret) == []
     session = Path(ray._private.worker._global_node.get_session_dir_path())
-    assert files_containing(session / "logs", secret) == []
+    assert files_containing(session, secret) == []  # logs, spilled objects, runtime resources
 
 
 def test_the_optuna_storage_ray_pickles_carries_no_password(tmp_path):

@@ -228,39 +228,20 @@ def test_a_postgresql_password_is_nowhere(pg_stack, ray_session, tmp_path, monke
     every login, so any password connects): the search runs, and the password is in no output,
     no file under --home, no Ray session log, no process command line while it runs, and no row
     of either store."""
-    import threading
-
-    import psutil
     import ray
     import sqlalchemy as sa
 
     from search.run import main
-    from tests.search.test_credentials import files_containing
+    from tests.search.test_credentials import command_lines_containing, files_containing
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     url = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{pg_stack.pg_port}"
-    seen_in_argv: list[str] = []
-    done = threading.Event()
-
-    def watch_command_lines():
-        while not done.is_set():
-            for proc in psutil.process_iter(["cmdline"]):
-                line = " ".join(proc.info["cmdline"] or [])
-                if PG_PASSWORD in line:
-                    seen_in_argv.append(line[:200])
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch_command_lines, daemon=True)
-    watcher.start()
-    try:
-        home = tmp_path / "home"
+    home = tmp_path / "home"
+    with command_lines_containing(PG_PASSWORD) as seen_in_argv:
         # Its own experiment: the other test's lives behind the HTTP server (mlflow-artifacts:/ URIs).
         code = main(["--budget", "2", *SMALL_SEARCH_ARGS, "--home", str(home), "--name", "pgpw", "--methods",
-                     "magnitude", "--baseline-epochs", "2", "--experiment", "pgpw-direct", "--tracking-uri", f"{url}/mlflow",
-                     "--optuna-storage", f"{url}/optuna"])
-    finally:
-        done.set()
-        watcher.join(5)
+                     "magnitude", "--baseline-epochs", "2", "--experiment", "pgpw-direct", "--tracking-uri",
+                     f"{url}/mlflow", "--optuna-storage", f"{url}/optuna"])
     out, err = capsys.readouterr()
     assert code == 0, out[-3000:] + err[-3000:]
     leaks = [line for line in (out + err).splitlines() if PG_PASSWORD in line]
@@ -269,7 +250,7 @@ def test_a_postgresql_password_is_nowhere(pg_stack, ray_session, tmp_path, monke
     secret = PG_PASSWORD.encode()
     assert files_containing(home, secret) == []
     session = Path(ray._private.worker._global_node.get_session_dir_path())
-    assert files_containing(session / "logs", secret) == []
+    assert files_containing(session, secret) == []  # logs, spilled objects, runtime resources
     for database, sql in (("mlflow", "SELECT count(*) FROM params WHERE value LIKE :pw"),
                           ("mlflow", "SELECT count(*) FROM tags WHERE value LIKE :pw"),
                           ("optuna", "SELECT count(*) FROM trial_user_attributes WHERE value_json LIKE :pw"),
