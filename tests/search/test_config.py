@@ -8,7 +8,8 @@ def test_database_passwords_never_reach_mlflow_params():
     cfg = load_config(["--optuna-storage", "postgresql://alice:s3cret@db:5432/optuna",
                        "--tracking-uri", "mysql://bob:pw@db/mlflow"])
     params = cfg.as_params()
-    assert params["optuna_storage"] == "postgresql://alice:***@db:5432/optuna"
+    # The URL as it is used: the driver installed here named (mlflow_config.stores.normalize).
+    assert params["optuna_storage"] == "postgresql+psycopg2://alice:***@db:5432/optuna"
     assert params["tracking_uri"] == "mysql://bob:***@db/mlflow"
     assert "s3cret" not in str(params)
     assert cfg.optuna_storage.endswith("s3cret@db:5432/optuna")  # the real URL is still used
