@@ -34,7 +34,8 @@ def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
     start = math.floor(lo / step) * step
-    return [round(start + i * step, 10) for i in range(int(math.ceil((hi - start) / step)) + 1)]
+    steps = math.ceil((hi - start) / step - 1e-9)  # 1e-9: 0.04 / 0.01 is 4.000000000000001 in floats
+    return [round(start + i * step, 10) for i in range(int(steps) + 1)]
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -61,7 +62,7 @@ class FrontAxes:
         on_fronts = [p.acc for m in series for p in front(q for q in points if q.method == m)]
         accs = on_fronts + ([dense_acc] if dense_acc is not None else [])
         margin = max(0.005, 0.05 * (max(accs) - min(accs)))
-        self.yt = nice_ticks(min(accs) - margin, max(accs) + margin)
+        self.yt = nice_ticks(min(accs) - margin, min(max(accs) + margin, 1.0))  # no accuracy above 1
         self.pw, self.ph = W - LEFT - RIGHT, H - TOP - BOTTOM
 
     def x(self, v: float) -> float:

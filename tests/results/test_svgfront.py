@@ -102,3 +102,10 @@ def test_compare_pages_say_search_and_long_labels_are_whole_on_hover():
     assert "search's front" in page and "method's front" not in page
     legend = [t for t in svg_of(page).iter(f"{SVG}text") if t.find(f"{SVG}title") is not None]
     assert any(t.find(f"{SVG}title").text.startswith(long) and "\u2026" in "".join(t.itertext()) for t in legend)
+
+
+def test_the_accuracy_axis_never_runs_above_one():
+    from results.svgfront import FrontAxes
+
+    axes = FrontAxes([Point("a", 1.0, 0.03, "fpgm"), Point("b", 0.967, 0.029, "fpgm")], dense_acc=0.989)
+    assert axes.yt[-1] == 1.0 and axes.yt[0] <= 0.967
