@@ -101,7 +101,9 @@ def _train(args, arm: str) -> dict:
 
 
 def markdown_section(p: dict, name: str) -> str:
-    lines = [f"## Dense baseline recipe: {p['dataset']}", "",
+    models = sorted({r.get("model", "default") for r in p["arms"].values()})
+    lines = [f"## Dense baseline recipe: {p['dataset']}" + (f" ({', '.join(models)})" if models != ["default"] else ""),
+             "",
              f"Command: `{p['command']}`  ", f"{common.machine_line(p['machine'])} {p['threads']} torch threads.", "",
              "Accuracy is the figure; the training time is wall time on a shared machine (see its load).", "",
              "| arm | recipe | split (train/val/test) | val acc | test acc | training time |", "|---|---|---|---|---|---|"]
@@ -111,6 +113,10 @@ def markdown_section(p: dict, name: str) -> str:
                      f"{'on' if r['augment'] else 'off'} | {split['train']}/{split['val']}/{split['test']} | "
                      f"{r['val_acc']:.4f} | {r['test_acc']:.4f} | {r['train_s']:.0f}s"
                      f"{' (cached: an earlier run)' if r['cached'] else ''} |")
+    for arm, r in p["arms"].items():
+        if r.get("checkpoint"):
+            lines += ["", f"{arm}: weights saved as `{r['checkpoint']}` (state_dict, `torch.load(weights_only=True)`), "
+                          f"sha256 `{r['checkpoint_sha256']}`; a benchmark passes it with `--checkpoint` and checks the hash."]
     return "\n".join(lines)
 
 
