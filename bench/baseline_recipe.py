@@ -6,7 +6,7 @@ A rerun on the same commit skips the arms already in its JSON (the training is t
 
     python bench/baseline_recipe.py                          # CIFAR-10 default recipe (~15-25 min on 2 cores)
     python bench/baseline_recipe.py --arms default,plain     # and the recipe it replaced
-    python bench/baseline_recipe.py --model resnet20 --baseline-epochs 40 \
+    python bench/baseline_recipe.py --model resnet20 --baseline-epochs 50 --baseline-lr 0.2 \
         --save-checkpoint bench/checkpoints/resnet20_cifar10.pt  # the deep benchmarks' committed baseline
 
 The saved checkpoint is the baseline's state_dict (loadable with weights_only=True); its sha256
@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="built-in model name (default: the dataset's default)")
     ap.add_argument("--baseline-epochs", type=float, default=None,
                     help="training epochs (default: the dataset's default recipe)")
+    ap.add_argument("--baseline-lr", type=float, default=None,
+                    help="peak learning rate (default: the product's --baseline-lr default)")
     ap.add_argument("--save-checkpoint", type=Path, default=None,
                     help="write the trained baseline's state_dict here (torch.save; sha256 recorded)")
     ap.add_argument("--home", type=Path, default=common.DEFAULT_HOME)
@@ -78,6 +80,8 @@ def _train(args, arm: str) -> dict:
         flags += ["--model", args.model]
     if args.baseline_epochs:
         flags += ["--baseline-epochs", str(args.baseline_epochs)]
+    if args.baseline_lr:
+        flags += ["--baseline-lr", str(args.baseline_lr)]
     if args.dataset == "cifar10":
         flags += ["--data-dir", str(common.CIFAR_DIR)]
     cfg = load_config(flags)
@@ -96,7 +100,7 @@ def _train(args, arm: str) -> dict:
     return {**saved, "flags": flags[4:], "model": cfg.model, "val_acc": baseline.metrics["val_acc"],
             "test_acc": baseline.metrics["test_acc"], "train_s": baseline.metrics["train_s"],
             "cached": baseline.cached, "wall_s": time.perf_counter() - t0, "baseline_key": baseline.key,
-            "epochs": cfg.epochs[0], "schedule": cfg.schedule, "augment": cfg.augment_on,
+            "epochs": cfg.epochs[0], "lr": cfg.baseline_lr, "schedule": cfg.schedule, "augment": cfg.augment_on,
             "split": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}}
 
 
@@ -109,7 +113,8 @@ def markdown_section(p: dict, name: str) -> str:
              "| arm | recipe | split (train/val/test) | val acc | test acc | training time |", "|---|---|---|---|---|---|"]
     for arm, r in p["arms"].items():
         split = r["split"]
-        lines.append(f"| {arm} | {r['epochs']:g} epochs, {r['schedule']}, augmentation "
+        lines.append(f"| {arm} | {r['epochs']:g} epochs, {r['schedule']}"
+                     + (f" (peak lr {r['lr']:g})" if "lr" in r else "") + ", augmentation "
                      f"{'on' if r['augment'] else 'off'} | {split['train']}/{split['val']}/{split['test']} | "
                      f"{r['val_acc']:.4f} | {r['test_acc']:.4f} | {r['train_s']:.0f}s"
                      f"{' (cached: an earlier run)' if r['cached'] else ''} |")
