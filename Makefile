@@ -39,10 +39,10 @@ bench: install
 	$(BIN)/python bench/article_claims.py
 
 ui: install
-	$(BIN)/python -m results.ui
+	$(BIN)/prune-search ui
 
 dashboard: install
-	$(BIN)/python -m results.dashboard
+	$(BIN)/prune-search dashboard
 
 clean:
 	rm -rf .prune-search test-artifacts

@@ -25,7 +25,7 @@ def hv_reference(dense: dict) -> dict:
 
 def front_rows(rows: list[dict]) -> list[dict]:
     """Validation-selected Pareto front (sorted by cost), each row keeping its test accuracy."""
-    from results.pareto import Point, front
+    from search.results.pareto import Point, front
 
     by_id = {r["run_id"]: r for r in rows}
     return [by_id[p.key] for p in front(Point(r["run_id"], r["val_acc"], r["cost"]) for r in rows)]
@@ -34,7 +34,7 @@ def front_rows(rows: list[dict]) -> list[dict]:
 def normalized_hv(rows: list[dict], acc_key: str, ref_acc: float) -> float:
     """Hypervolume inside [0, REF_COST] x [ref_acc, ...], divided by REF_COST * REF_DROP, so 1.0 is
     the dense model's accuracy at zero size."""
-    from results.pareto import Point, hypervolume
+    from search.results.pareto import Point, hypervolume
 
     pts = [Point(r["run_id"], r[acc_key], r["cost"]) for r in rows]
     return hypervolume(pts, (REF_COST, ref_acc)) / (REF_COST * REF_DROP)

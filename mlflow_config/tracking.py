@@ -13,12 +13,12 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from mlflow_config import stores
+from mlflow_config import environment, stores
 from mlflow_config.secrets import redact, split_userinfo
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -62,19 +62,15 @@ def use_credentials(uri: str) -> str:
     return clean
 
 
-@contextlib.contextmanager
-def credentials_restored() -> Iterator[None]:
+def client(uri: str) -> MlflowClient:
+    """The MLflow client for `uri`, its basic-auth credentials moved where MLflow reads them."""
+    return MlflowClient(use_credentials(uri))
+
+
+def credentials_restored() -> contextlib.AbstractContextManager[None]:
     """Puts MLFLOW_TRACKING_USERNAME / _PASSWORD back as they were (a search run in-process,
     e.g. by a test, must not leave another server's credentials behind)."""
-    saved = {k: os.environ.get(k) for k in AUTH_ENV}
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environment.restored(AUTH_ENV)
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:

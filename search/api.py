@@ -7,8 +7,8 @@
 It is the command-line search, not a second one: the splits are written once as an image folder
 (PNG, lossless for uint8 pixels) under `home`, the model becomes a factory spec (and an nn.Module
 given as such becomes its class plus a checkpoint of its weights), every setting goes through
-the CLI's own parser and checks, and the MLflow records are the CLI's. So results.evaluate,
-results.export and --resume work on API searches as on any other.
+the CLI's own parser and checks, and the MLflow records are the CLI's. So search.results.evaluate,
+search.results.export and --resume work on API searches as on any other.
 
 Images: uint8 N x C x H x W, or floats in [0, 1] (torchvision's ToTensor), C = 1 or 3, square;
 labels 0..K-1, each present in `train`. A Dataset yielding (image, label) works too.
@@ -46,7 +46,6 @@ def search(model: Callable[..., nn.Module] | nn.Module, train: Data, val: Data, 
     """Run a search on `model` with these splits; `settings` are SearchConfig's fields (the CLI's
     flags with underscores: methods=("fpgm",), finetune_epochs=1, home="runs", normalize="none",
     ...). Bad input raises ConfigError (the CLI's one line) before anything starts."""
-    from mlflow.tracking import MlflowClient
 
     from mlflow_config import tracking
     from search.run import run_search
@@ -63,7 +62,7 @@ def search(model: Callable[..., nn.Module] | nn.Module, train: Data, val: Data, 
     cfg = load_config(argv)
     code = run_search(cfg, log=log)
     uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
-    client = MlflowClient(tracking.use_credentials(uri))
+    client = tracking.client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     parent = client.search_runs(experiments, f"tags.search = '{name}' and tags.role = 'search'")[0]
     children = tracking.child_runs(client, parent.info.experiment_id, parent.info.run_id)
@@ -76,8 +75,8 @@ def search(model: Callable[..., nn.Module] | nn.Module, train: Data, val: Data, 
 def load_point(run_id: str, home: str | Path = ".prune-search", tracking_uri: str | None = None) -> nn.Module:
     """The pruned, fine-tuned model of one trial, rebuilt from MLflow (physically smaller for the
     filter methods, masked weights exactly zero), in eval mode on CPU."""
-    from results.cli import open_store
-    from results.reproduce import load_trial
+    from search.results.cli_kit import open_store
+    from search.results.reproduce import load_trial
 
     home = Path(home).expanduser().absolute()
     client, uri = open_store(tracking_uri, home)

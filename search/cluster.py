@@ -13,6 +13,9 @@ import socket
 import time
 from typing import Iterator
 
+from mlflow_config import environment
+from search.results.cli_kit import first_line
+
 PROBE_TIMEOUT_S = 3.0  # an address that does not accept a connection by then is reported as down
 INFEASIBLE_GRACE_S = 10.0  # how long no node may fit a pending trial before the search stops
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -62,7 +65,7 @@ def _gcs_silent(address: str, timeout_s: float) -> str | None:
     try:
         GcsClient(address=address).internal_kv_get(b"prune-search-probe", None, timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - RpcError, timeouts: all mean "not a Ray head we can use"
-        return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return first_line(exc, 200)
     return None
 
 
@@ -135,17 +138,13 @@ def _local_cpus() -> int:
 def _loopback_only() -> Iterator[None]:
     from ray._private import ray_constants
 
-    saved_env, saved_flag = os.environ.get(_LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[_LOOPBACK_ENV] = "0"  # for the Ray processes this starts
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False  # for this process: ray was imported before the env changed
     try:
-        yield
+        with environment.overridden({_LOOPBACK_ENV: "0"}):  # for the Ray processes this starts
+            yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved_flag
-        if saved_env is None:
-            os.environ.pop(_LOOPBACK_ENV, None)
-        else:
-            os.environ[_LOOPBACK_ENV] = saved_env
 
 
 def start_local_ray(**kwargs) -> None:

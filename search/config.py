@@ -18,7 +18,7 @@ from typing import Any
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
+from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.registry import method_names, method_settings
 from pruners.settings import POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
 from trainables.data import DATASETS, parse_normalize
@@ -316,7 +316,7 @@ def build_parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
         description="Search per-layer pruning ratios and methods for the best accuracy-vs-size Pareto front. "
         "Ray Tune runs the trials, Optuna (multi-objective) steers them, MLflow records everything.",
         epilog="Example: python -m search.run --budget 50 --dataset digits   "
-        "Then: python -m results.ui (MLflow UI) and python -m results.dashboard (optuna-dashboard)",
+        "Then: prune-search ui (MLflow UI) and prune-search dashboard (optuna-dashboard)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file with any of the settings below (flags win)")
@@ -354,10 +354,10 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def load_config(argv: list[str] | None) -> SearchConfig:
+def load_config(argv: list[str] | None, prog: str = "python -m search.run") -> SearchConfig:
     import sys
 
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     values: dict[str, Any] = {}
     if args.config is not None:

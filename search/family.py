@@ -9,7 +9,7 @@
 
 A filter method reads each ratio as its fraction of filters (the same allocation, applied to
 output channels). The ratios reach the trial as `sparsity.<layer>` constants, like the schedule
-space's, so trials, MLflow and `results.reproduce` see per-layer ratios either way.
+space's, so trials, MLflow and `search.results.reproduce` see per-layer ratios either way.
 """
 from __future__ import annotations
 

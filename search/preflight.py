@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from results.cli import check_writable
+from search.results.cli_kit import check_writable
 from search.config import ConfigError, SearchConfig, check_against_data
 
 CONNECT_TIMEOUT_S = stores.CONNECT_TIMEOUT_S

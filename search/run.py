@@ -13,15 +13,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from mlflow_config import environment
 from mlflow_config.secrets import redact
-from results.cli import run_main
+from search.results.cli_kit import run_main
 from search.cluster import ClusterError
 from search.config import SearchConfig, load_config, rewind_points
 from trainables.data import DataError
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_main(lambda: _naming_the_data_flag(lambda: run_search(load_config(argv))),
+def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> int:
+    return run_main(lambda: _naming_the_data_flag(lambda: run_search(load_config(argv, prog))),
                     usage_errors=(DataError, ClusterError))
 
 
@@ -107,7 +108,6 @@ def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
 def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = None, resume=None,
          address: str | None = None, points: list[dict] | None = None) -> int:
     import ray
-    from mlflow.tracking import MlflowClient
 
     from mlflow_config import tracking
     from search import cluster
@@ -123,7 +123,7 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
         cluster.check_feasible(cfg.cpus_per_trial, cfg.gpus_per_trial)  # a joined cluster: before any run
         if resume is None:
             tracking_uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
-            client = MlflowClient(tracking.use_credentials(tracking_uri))
+            client = tracking.client(tracking_uri)
             # Only a tracking server picks an artifact root itself; a store MLflow opens directly
             # (sqlite, postgresql, mysql, a path) would default to ./mlruns in the driver's cwd.
             local_store = not tracking_uri.startswith(("http://", "https://", "databricks"))
@@ -134,7 +134,7 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
             done, points = 0, initial_points(cfg) if points is None else [dict(p) for p in points]
         else:
             rec, done, points = resume, None, []
-            client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+            client = tracking.client(rec.tracking_uri)
         # A resume that fails leaves a finished search as it was (its failure is a tag, not its status).
         finished_before = resume is not None and client.get_run(rec.parent_run_id).info.status == "FINISHED"
         try:
@@ -144,7 +144,7 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
                 log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
             else:
                 tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key,
-                                                     # results.compare: how much one image moves val_acc
+                                                     # search.results.compare: how much one image moves val_acc
                                                      "val_images": len(data.val), "test_images": len(data.test)})
                 tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
                 save_record(home, rec)
@@ -184,13 +184,12 @@ def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline, log) -> dic
 
 
 def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, fresh: bool = True) -> None:
-    import os
 
     from ray import tune
 
     from search import cluster
-    from results.report import collect_points
-    from results.ui import ui_base
+    from search.results.report import collect_points
+    from search.results.ui import ui_base
     from search.space import make_spec, space_fn
     from search.tune import (VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
                              make_sampler, trial_entry)
@@ -214,11 +213,10 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
     storage = _storage_path(cfg, home)
     prior = []  # a resume's progress lines count the front from the trials already finished
     if done:
-        from mlflow.tracking import MlflowClient
 
         from mlflow_config import tracking
 
-        runs = tracking.child_runs(MlflowClient(tracking.use_credentials(rec.tracking_uri)), rec.experiment_id,
+        runs = tracking.child_runs(tracking.client(rec.tracking_uri), rec.experiment_id,
                                    rec.parent_run_id)
         prior = collect_points(runs, metric, dense[metric])
     tuner = tune.Tuner(
@@ -232,27 +230,20 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
             callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done, points=prior),
                        cluster.stop_when_infeasible(cfg.cpus_per_trial, cfg.gpus_per_trial)]))
     # A failed trial reports no objective; without this Tune would abort the whole search.
-    saved = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING")
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     try:
-        tuner.fit()
+        with environment.overridden({"TUNE_DISABLE_STRICT_METRIC_CHECKING": "1"}):
+            tuner.fit()
     except Exception as exc:  # Tune may wrap what a callback raised; the user needs the reason only
         reason = _cause(exc, cluster.ClusterError)
         if reason is not None:
             raise cluster.ClusterError(str(reason)) from None
         raise
-    finally:
-        if saved is None:
-            os.environ.pop("TUNE_DISABLE_STRICT_METRIC_CHECKING", None)
-        else:
-            os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = saved
 
 
 def _screened_points(cfg, rec, spec, data, baseline, enqueued: int, log) -> list[dict]:
     """--screen: score random candidates cheaply, keep the best of their front as the first full
     trials (after the default seeding, within the budget's enqueued share of three quarters),
     and record every score in the search's run for the rank correlation at the end."""
-    from mlflow.tracking import MlflowClient
 
     from mlflow_config import tracking
     from mlflow_config.artifacts import SCREEN_FILE, log_json
@@ -262,7 +253,7 @@ def _screened_points(cfg, rec, spec, data, baseline, enqueued: int, log) -> list
     candidates = screening.screen(spec, data, baseline, cfg.screen, cfg.seed, log)
     chosen = screening.select(candidates, screening.keep_count(cfg.budget, cfg.screen_keep, enqueued))
     wall = time.perf_counter() - start
-    client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+    client = tracking.client(rec.tracking_uri)
     log_json(client, rec.parent_run_id, screening.as_records(chosen, candidates), None, SCREEN_FILE)
     tracking.log_metrics(client, rec.parent_run_id, {"screen_scored": len(candidates),
                                                       "screen_enqueued": len(chosen), "screen_wall_s": wall})
@@ -293,7 +284,6 @@ def _screen_correlation(cfg, rec, client, study, log) -> None:
 def _report_graph(rec, model, example, log) -> None:
     """What the dependency graph made of the model, in the log and as tags of the search's run:
     its classifier, and the layers fpgm and hybrid leave dense because it cannot prune them safely."""
-    from mlflow.tracking import MlflowClient
 
     from mlflow_config import tracking
     from pruners.graph import layer_plan
@@ -302,7 +292,7 @@ def _report_graph(rec, model, example, log) -> None:
     dense = "; ".join(f"{n} ({why})" for n, why in plan.dense.items()) or "none"
     log(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
         f"left dense by the filter methods (fpgm, filter taylor, hybrid): {dense}")
-    client = MlflowClient(tracking.use_credentials(rec.tracking_uri))
+    client = tracking.client(rec.tracking_uri)
     client.set_tag(rec.parent_run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
     client.set_tag(rec.parent_run_id, "graph_left_dense", ",".join(plan.dense) or "none")
 
@@ -318,7 +308,7 @@ def _storage_path(cfg: SearchConfig, home: Path) -> str:
 
 def _describe_study(study, cfg, rec) -> None:
     """What optuna-dashboard shows beside the study: the objectives' meaning and the search's run."""
-    from results.ui import run_link, ui_base
+    from search.results.ui import run_link, ui_base
 
     study.set_user_attr("objectives", f"maximize val_acc (validation accuracy of the pruned, fine-tuned model); "
                                       f"minimize {cfg.objective_metric} (the {cfg.objective} objective)")
@@ -344,9 +334,9 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     import optuna
 
     from mlflow_config import tracking
-    from results import report
+    from search.results import report
     from search.resume import counted_trials, mark_orphans_failed
-    from results.ui import runs_link, ui_base
+    from search.results.ui import runs_link, ui_base
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     counted = counted_trials(study)
@@ -377,12 +367,12 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
         log(f"{len(failed)} of {done} trials failed (most common, {hits}x: {reason[:200]}); each failed trial's "
             "reason is its MLflow tag failure_reason")
     remote = rec.tracking_uri.startswith(("http://", "https://"))
-    start = "" if remote else f"  python -m results.ui --home {cfg.home}\n"
+    start = "" if remote else f"  prune-search ui --home {cfg.home}\n"
     log(f"Look at the results (README: Looking at results):\n{start}"
         f"  MLflow UI: {runs_link(ui_base(rec.tracking_uri), rec.experiment_id)}\n"
         f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
         f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
-        f"python -m results.dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
+        f"prune-search dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
     return 0
 
 

@@ -22,7 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 from mlflow_config import artifacts, tracking
 from mlflow_config.secrets import redact
 from search.config import SearchConfig
-from results.pareto import Point, front
+from search.results.pareto import Point, front
 from trainables.trial import run_trial
 from trainables.trial_config import OPTUNA_TRIAL, SPARSITY_PREFIX, TrialConfig
 from trainables.measure import VAL_ACC
@@ -49,7 +49,7 @@ def trial_entry(config: dict[str, Any], data, baseline, run_ctx: RunContext) -> 
     and the MLflow run is FAILED with the reason."""
     torch.set_num_threads(run_ctx.threads)  # no oversubscription: threads = CPUs of the trial
     device = "cuda" if run_ctx.use_gpu and torch.cuda.is_available() else "cpu"
-    client = MlflowClient(tracking.use_credentials(run_ctx.tracking_uri))  # basic auth from the URI, any node
+    client = tracking.client(run_ctx.tracking_uri)  # basic auth from the URI, any node
     finished = _finished_run(client, run_ctx, config.get(OPTUNA_TRIAL))
     if finished is not None:  # a retry after the run had finished: report it, don't redo it
         tune.report({**finished.data.metrics, "mlflow_run_id": finished.info.run_id})
@@ -129,7 +129,7 @@ class RecordingOptunaSearch(OptunaSearch):
             if result and result.get("mlflow_run_id"):
                 ot_trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
                 if self.mlflow_ui is not None:
-                    from results.ui import run_link
+                    from search.results.ui import run_link
 
                     base, experiment_id = self.mlflow_ui
                     ot_trial.set_user_attr("mlflow_run", run_link(experiment_id, result["mlflow_run_id"], base))

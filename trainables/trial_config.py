@@ -3,7 +3,7 @@
 Ray Tune hands a trial a flat dict (Optuna's sampled values plus the search's constants);
 MLflow stores the same keys as params. `TrialConfig.from_flat` reads either, coercing strings
 and numbers, and `as_params` gives the flat keys back. `run_trial`, the MLflow logging and
-results.reproduce all read this one object.
+search.results.reproduce all read this one object.
 
 Trial-wide searched settings (`finetune_lr`, `quantize`) are declared like a method's settings
 (pruners.settings), in `FinetuneSettings`.

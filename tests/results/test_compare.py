@@ -1,4 +1,4 @@
-"""results.compare: two real searches in one store are overlaid, logged as a role=compare run, and
+"""search.results.compare: two real searches in one store are overlaid, logged as a role=compare run, and
 their table rows agree with what each search recorded itself."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
-from results import compare
+from search.results import compare
 from tests.conftest import run_small_search
 
 BUDGET, SIZE_BUDGET = 4, 0.5
@@ -136,7 +136,7 @@ def test_a_compare_run_that_fails_to_log_ends_failed_with_the_reason(tmp_path, m
 def test_other_budgets_are_compared_at_equal_trial_counts_and_said():
     from types import SimpleNamespace
 
-    from results.pareto import Point, hypervolume
+    from search.results.pareto import Point, hypervolume
 
     def search(name, budget, accs):
         points = [Point(f"{name}{i}", a, 0.5 - 0.04 * i, name) for i, a in enumerate(accs)]

@@ -1,4 +1,4 @@
-"""results.dashboard: optuna-dashboard on the searches' studies. Fast tests check the command line;
+"""search.results.dashboard: optuna-dashboard on the searches' studies. Fast tests check the command line;
 the slow one opens a finished search's study in headless Chromium and sees its Pareto-front plot
 with the objectives named."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import optuna
 import pytest
 
-from results import dashboard
+from search.results import dashboard
 from tests.results.browser import free_port, screenshot, selenium_chromium, serve, wait_for
 
 
@@ -59,7 +59,7 @@ def test_a_finished_search_shows_its_pareto_front_with_named_objectives(digits_s
     study_id = optuna.storages.get_storage(storage).get_study_id_from_name(digits_search.name)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = ["-m", "results.dashboard", "--home", str(digits_search.home), "--port", str(port)]
+    argv = ["-m", "search.results.dashboard", "--home", str(digits_search.home), "--port", str(port)]
     with serve(argv, f"{base}/api/meta", tmp_path / "dashboard.log", env=dict(os.environ)) as printed:
         assert f"{base}/dashboard/studies/{study_id}" in printed
         with selenium_chromium(tmp_path / "profile") as driver:

@@ -1,4 +1,4 @@
-"""results.evaluate: every Pareto trial of a real search is rebuilt from MLflow alone and gives back
+"""search.results.evaluate: every Pareto trial of a real search is rebuilt from MLflow alone and gives back
 exactly the accuracies it logged; another test folder is scored like a direct computation."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from mlflow_config import tracking
-from results import cli, evaluate, reproduce
+from search.results import cli_kit as cli, evaluate, reproduce
 
 # torch.save's zip container: ~1.5 KiB fixed (archive header, pickle, version records) plus ~300 B
 # per tensor (zip entry, 64-byte alignment, pickle record), whatever the tensor's size.

@@ -1,4 +1,4 @@
-"""results.export: written models load with plain torch / onnxruntime and give the rebuilt trial's
+"""search.results.export: written models load with plain torch / onnxruntime and give the rebuilt trial's
 outputs; a structurally pruned (fpgm) model is exported physically smaller than dense; --register
 makes a registered MLflow model version (ONNX) that loads back with mlflow.onnx, and a tampered
 registered or exported file does not run code when loaded."""
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mlflow_config import tracking
-from results import cli, export, reproduce
+from search.results import cli_kit as cli, export, reproduce
 from trainables.models import build_model
 
 ONNX_READY = all(importlib.util.find_spec(p) for p in export.ONNX_PACKAGES)
@@ -33,7 +33,7 @@ def trial_of(search, method: str) -> reproduce.Trial:
 
 def load_outputs(fmt: str, path, trial: reproduce.Trial, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Outputs and parameter count (ONNX: initializer elements) of the file, loaded without
-    results.export's own loader."""
+    search.results.export's own loader."""
     if fmt == "state_dict":
         model = copy.deepcopy(trial.model)  # the architecture only: every value must come from the file
         for t in model.state_dict().values():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from results.pareto import Point, dominates, front, hypervolume
+from search.results.pareto import Point, dominates, front, hypervolume
 
 PTS = [Point("a", 0.9, 0.5), Point("b", 0.8, 0.2), Point("c", 0.7, 0.3), Point("d", 0.95, 0.9),
        Point("e", 0.6, 0.1), Point("f", 0.8, 0.25)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-from results.report import front_markdown
+from search.results.report import front_markdown
 
 RUNS = {rid: SimpleNamespace(info=SimpleNamespace(run_name=name)) for rid, name in
         (("r1", "fpgm-3"), ("r2", "magnitude-7"), ("r3", "hybrid-1"))}

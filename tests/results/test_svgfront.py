@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from results.pareto import Point, front
-from results.svgfront import fronts_html, nice_ticks
+from search.results.pareto import Point, front
+from search.results.svgfront import fronts_html, nice_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 POINTS = [Point("run-a", 0.95, 0.50, "magnitude"), Point("run-b", 0.90, 0.20, "magnitude"),
@@ -105,7 +105,7 @@ def test_compare_pages_say_search_and_long_labels_are_whole_on_hover():
 
 
 def test_the_accuracy_axis_never_runs_above_one():
-    from results.svgfront import FrontAxes
+    from search.results.svgfront import FrontAxes
 
     axes = FrontAxes([Point("a", 1.0, 0.03, "fpgm"), Point("b", 0.967, 0.029, "fpgm")], dense_acc=0.989)
     assert axes.yt[-1] == 1.0 and axes.yt[0] <= 0.967

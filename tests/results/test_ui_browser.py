@@ -1,4 +1,4 @@
-"""results.ui in a real browser: the MLflow UI started on a finished search's store shows the
+"""search.results.ui in a real browser: the MLflow UI started on a finished search's store shows the
 search's runs, its Pareto trials and the pareto.png plot, in headless Chromium (Debian's package,
 `bash .ci/install-browser.sh`): plain `chromium --dump-dom / --screenshot`, and Selenium with
 Debian's ChromeDriver to look inside the artifact viewer's frame. Screenshots go to
@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
-from results import ui
+from search.results import ui
 from tests.results.browser import (CHROMIUM, FLAGS, SHOTS, free_port, require, screenshot, selenium_chromium, serve,
                                   stop_group, wait_for)
 
@@ -37,7 +37,7 @@ def ui_server(chromium, digits_search, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the search's own store
     base = f"http://127.0.0.1:{port}"
-    with serve(["-m", "results.ui", "--home", str(digits_search.home), "--port", str(port)], base + "/health",
+    with serve(["-m", "search.results.ui", "--home", str(digits_search.home), "--port", str(port)], base + "/health",
                tmp_path / "ui.log", env=env) as printed:
         assert base in printed  # the address is printed, and the search's runs link
         assert ui.runs_link(base, digits_search.experiment_id) in printed
@@ -116,7 +116,7 @@ def test_runs_view_interactive_front_and_front_table(digits_search, ui_server, t
     pareto = [r for r in children if r.data.tags["pareto"] == "true"]
     ml_view = "?workflowType=machine_learning"
     with selenium_chromium(tmp_path / "profile") as driver:
-        # 1. The experiment link results.ui prints opens on the runs table (Model training view),
+        # 1. The experiment link search.results.ui prints opens on the runs table (Model training view),
         # not the GenAI overview: the search's run is listed.
         driver.get(ui.runs_link(ui_server, exp))
         wait_for(driver, lambda d: any(a.text == digits_search.name for a in d.find_elements("css selector", RUN_NAME_CELL)),
@@ -167,7 +167,7 @@ def test_printed_links_open_each_searchs_experiment_on_its_runs(tmp_path):
 
 
 def test_server_command_is_an_argument_list_bound_to_loopback(tmp_path, monkeypatch, capsys):
-    (tmp_path / "mlflow.db").touch()  # results.ui only checks that the store exists
+    (tmp_path / "mlflow.db").touch()  # search.results.ui only checks that the store exists
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     started = []
     monkeypatch.setattr(os, "execve", lambda path, argv, env: started.append((argv, env)))

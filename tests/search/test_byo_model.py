@@ -160,7 +160,7 @@ def test_filter_methods_are_physically_smaller_and_equal_the_masked_model(byo, m
     import json
 
     from mlflow_config import artifacts
-    from results.reproduce import load_trial
+    from search.results.reproduce import load_trial
 
     run = byo["runs"][method]
     trial = load_trial(byo["client"], run.info.run_id, "test", home=byo["home"])
@@ -180,14 +180,14 @@ def test_filter_methods_are_physically_smaller_and_equal_the_masked_model(byo, m
 
 @pytest.mark.parametrize("method", METHODS)
 def test_evaluate_reproduces_the_logged_accuracy_exactly(byo, method, capsys):
-    from results.evaluate import main
+    from search.results.evaluate import main
 
     assert main(["--run-id", byo["runs"][method].info.run_id, "--home", str(byo["home"])]) == 0
     assert "val_acc: logged" in capsys.readouterr().out
 
 
 def test_export_writes_a_model_that_reproduces_the_outputs(byo, tmp_path):
-    from results.export import main
+    from search.results.export import main
 
     out = tmp_path / "fpgm.pt"
     assert main(["--run-id", byo["runs"]["fpgm"].info.run_id, "--home", str(byo["home"]), "--format",

@@ -88,7 +88,7 @@ def test_second_search_reuses_the_cached_baseline(digits_search, capsys):
     assert "reusing cached dense model" in out and "training dense" not in out
     # The closing lines say where to look, and a captured (non-terminal) output is plain lines.
     assert f"/#/experiments/{again.experiment_id}/runs?workflowType=machine_learning" in out
-    assert f"python -m results.dashboard --home {again.home}" in out
+    assert f"prune-search dashboard --home {again.home}" in out
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no \r rewrites, no ANSI colours
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from results.pareto import Point
+from search.results.pareto import Point
 from search.tune import Progress
 
 

@@ -1,4 +1,4 @@
-"""A chosen trial as a registered MLflow model version (`python -m results.export --run-id RUN --register NAME`).
+"""A chosen trial as a registered MLflow model version (`prune-search export --run-id RUN --register NAME`).
 
 The pruned model (physically smaller for fpgm and hybrid) is logged as an ONNX model (MLflow's onnx
 flavor), with a signature and an input example, as a model of the trial's run. A new version of NAME
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -25,8 +24,9 @@ import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from results.cli import UsageError
-from results.reproduce import Trial
+from mlflow_config import environment
+from search.results.cli_kit import UsageError
+from search.results.reproduce import Trial
 from trainables.measure import VAL_ACC, TEST_ACC
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 EXAMPLE_IMAGES = 4  # > 1, so the exported graph keeps a dynamic batch dimension
@@ -65,15 +65,8 @@ def fluent_tracking_uri(uri: str) -> Iterator[None]:
     writes MLFLOW_TRACKING_URI into the environment: both are put back afterwards."""
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
-        with _use_tracking_uri(uri):
-            yield
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
+    with environment.restored(("MLFLOW_TRACKING_URI",)), _use_tracking_uri(uri):
+        yield
 
 
 def missing_onnx_packages() -> list[str]:

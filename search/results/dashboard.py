@@ -1,4 +1,4 @@
-"""`python -m results.dashboard [--home H] [--port P] [--host 127.0.0.1]`: optuna-dashboard on the searches' studies.
+"""`prune-search dashboard [--home H] [--port P] [--host 127.0.0.1]`: optuna-dashboard on the searches' studies.
 
 Each search is one Optuna study (named after the search) in `--home/optuna.db`, or in the RDB a
 search was given with `--optuna-storage`. optuna-dashboard 0.21 shows, for a multi-objective study:
@@ -15,19 +15,19 @@ from pathlib import Path
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from results.cli import fail, DEFAULT_HOME, OneLineParser, UsageError
-from results.ui import check_host_port
+from search.results.cli_kit import fail, DEFAULT_HOME, OneLineParser, UsageError
+from search.results.ui import check_host_port
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "prune-search dashboard") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m results.dashboard",
+        prog=prog,
         description="Start optuna-dashboard on the searches' Optuna studies (one study per search) and print "
         "each study's address. A study's page has the Pareto front (val_acc vs the size objective, named axes), "
         "the optimization history, parameter importances and the trials (each with its MLflow run link in "
         "its user attributes); the hypervolume history is the search run's hypervolume.png in MLflow. "
         "Ctrl-C stops it.",
-        epilog="Example: python -m results.dashboard --home .prune-search --port 8080")
+        epilog="Example: prune-search dashboard --home .prune-search --port 8080")
     parser.add_argument("--home", type=Path, default=None,
                         help=f"work folder of the searches (holds optuna.db; default: {DEFAULT_HOME})")
     parser.add_argument("--optuna-storage", default=None,
@@ -62,9 +62,9 @@ def list_studies(url: str) -> list[tuple[str, int, int]]:
                              "storage URL such as sqlite:///PATH/optuna.db or postgresql://USER@HOST/DB") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "prune-search dashboard") -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         check_host_port(args.host, args.port)
         url = storage_url(args.optuna_storage, args.home)
         studies = list_studies(url)

@@ -19,7 +19,7 @@ class Point:
     key: str  # trial / run identifier
     acc: float
     cost: float  # normalized cost, e.g. size_bytes / dense size_bytes
-    method: str = ""  # the series it belongs to: a method, or a search in results.compare
+    method: str = ""  # the series it belongs to: a method, or a search in search.results.compare
     name: str = ""  # the trial's MLflow run name, for people
     test_acc: float | None = None  # reported beside the front, never used to choose it
 

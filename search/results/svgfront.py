@@ -16,7 +16,7 @@ import math
 from html import escape
 from typing import Sequence
 
-from results.pareto import Point, front
+from search.results.pareto import Point, front
 
 W, H = 860, 520
 LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 55  # the legend sits in the right margin
@@ -47,7 +47,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 class FrontAxes:
     """Where the fronts are: the cost range (log when it spans more than 2x) and the accuracy range
-    of the fronts and the dense model. The PNG (results.plots) uses the same ranges."""
+    of the fronts and the dense model. The PNG (search.results.plots) uses the same ranges."""
 
     def __init__(self, points: Sequence[Point], dense_acc: float | None):
         costs = [p.cost for p in points]
@@ -154,7 +154,7 @@ def fronts_html(points: Sequence[Point], title: str, cost_label: str, dense_acc:
                 series: str = "method") -> str:
     """Every trial (faint), each series' front (staircase, bold points), the combined front
     (dashed), and the combined front as a table. `series`: what the points' `method` names (a
-    method, or a search in results.compare)."""
+    method, or a search in search.results.compare)."""
     by_method: dict[str, list[Point]] = {}
     for p in points:
         by_method.setdefault(p.method or "all", []).append(p)

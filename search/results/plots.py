@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from results.pareto import Point, front
+from search.results.pareto import Point, front
 
 
 def _series(points: Sequence[Point]) -> dict[str, list[Point]]:
@@ -23,7 +23,7 @@ def plot_fronts_png(points: Sequence[Point], path: Path, title: str, cost_label:
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    from results.svgfront import FrontAxes
+    from search.results.svgfront import FrontAxes
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     cmap = plt.get_cmap("tab10")
@@ -60,14 +60,14 @@ def plot_fronts_png(points: Sequence[Point], path: Path, title: str, cost_label:
 
 def plot_fronts_html(points: Sequence[Point], path: Path, title: str, cost_label: str,
                      dense_acc: float | None = None, series: str = "method") -> None:
-    """Inline SVG, no script (results.svgfront): draws inside MLflow's sandboxed artifact viewer."""
-    from results.svgfront import fronts_html
+    """Inline SVG, no script (search.results.svgfront): draws inside MLflow's sandboxed artifact viewer."""
+    from search.results.svgfront import fronts_html
 
     path.write_text(fronts_html(points, title, cost_label, dense_acc, series), encoding="utf-8")
 
 
 def plot_hypervolume_png(curve: Sequence[float] | dict[str, Sequence[float]], path: Path, title: str) -> None:
-    """Hypervolume after each completed trial: one curve, or one per search (results.compare)."""
+    """Hypervolume after each completed trial: one curve, or one per search (search.results.compare)."""
     import matplotlib
 
     matplotlib.use("Agg")

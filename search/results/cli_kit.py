@@ -36,6 +36,13 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type when empty), cut to `limit`, passwords
+    masked: what a one-line error quotes from a library's multi-line message."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0][:limit]) if text else type(exc).__name__
+
+
 def fail(exc: BaseException) -> int:
     """Print `exc` as the one error line (passwords masked) and return the usage exit code."""
     print(f"error: {redact(str(exc))}", file=sys.stderr)
@@ -72,7 +79,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 def open_store(tracking_uri: str | None, home: Path | None) -> tuple[MlflowClient, str]:
     """The client, and the URI as messages may show it (password masked)."""
     uri = store_uri(tracking_uri, home)
-    return MlflowClient(tracking.use_credentials(uri)), redact(uri)
+    return tracking.client(uri), redact(uri)
 
 
 def store_uri(tracking_uri: str | None, home: Path | None) -> str:

@@ -1,10 +1,10 @@
-"""`python -m results.export --run-id RUN [--format state_dict|torchscript|onnx --out PATH] [--register NAME]`.
+"""`prune-search export --run-id RUN [--format state_dict|torchscript|onnx --out PATH] [--register NAME]`.
 
 Writes a trial's pruned model as rebuilt from MLflow (physically smaller for the structural
 methods fpgm and hybrid; masked methods keep dense shapes with zeros), then loads the written
 file back and checks it gives the rebuilt model's outputs on validation images (exit 1 if not).
 `--register NAME` logs it as an MLflow PyTorch model of the trial's run and registers a new
-version of NAME (results.register).
+version of NAME (search.results.register).
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 from mlflow.exceptions import MlflowException
 
-from mlflow_config.secrets import redact
-from results.register import ONNX_PACKAGES, check_name, missing_onnx_packages, register_trial, write_onnx
-from results.cli import check_writable, OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
-from results.reproduce import Trial, load_trial
+from search.results.register import ONNX_PACKAGES, check_name, missing_onnx_packages, register_trial, write_onnx
+from search.results.cli_kit import check_writable, first_line, OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
+from search.results.reproduce import Trial, load_trial
 from trainables.progress import step
 
 FORMATS = ("state_dict", "torchscript", "onnx")
@@ -27,18 +26,18 @@ TOLERANCE = 1e-4  # max |output difference|; other runtimes may reorder float su
 CHECK_IMAGES = 256
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "prune-search export") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m results.export",
+        prog=prog,
         description="Export a trial's pruned model (rebuilt from MLflow) and verify that the written file loads "
         "and reproduces the model's outputs (max abs diff printed; exit 1 above "
-        f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: results.reproduce.load_trial "
+        f"{TOLERANCE:g}). state_dict: torch.save of the tensors (its architecture: search.results.reproduce.load_trial "
         "rebuilds it); torchscript: traced, loads with torch.jit.load alone; onnx: needs "
         f"{', '.join(ONNX_PACKAGES)}. --register NAME: log it as an MLflow ONNX model (signature, input "
         "example; loading it never unpickles, so a tampered registry cannot run code) and register a new version "
         "of NAME, tagged with the search, method and metrics (needs the same packages).",
-        epilog="Examples: python -m results.export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
-        "python -m results.export --run-id 573e58a7... --register digits-pruned")
+        epilog="Examples: prune-search export --run-id 573e58a7... --format onnx --out pruned.onnx;  "
+        "prune-search export --run-id 573e58a7... --register digits-pruned")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
     parser.add_argument("--format", choices=FORMATS, help="file format to write (with --out)")
     parser.add_argument("--out", type=Path, help="file to write (its folder is created)")
@@ -115,12 +114,12 @@ def export_trial(trial: Trial, fmt: str, out: Path) -> float:
     return float((load_and_run(fmt, out, trial.model, x) - expected).abs().max())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "prune-search export") -> int:
     from trainables.models import build_model
 
     quiet_progress_bars()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         check_targets(args)
         check_format_available(args.format, args.register)
         if args.out is not None:
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             version = register_trial(trial, args.register, uri)
         except MlflowException as exc:  # e.g. a store without a model registry: one line, not a traceback
             print(f"error: --register: MLflow could not register {args.register!r} "
-                  f"({redact(str(exc).strip().splitlines()[0][:300])})", file=sys.stderr)
+                  f"({first_line(exc)})", file=sys.stderr)
             return 2
         print(f"registered models:/{args.register}/{version.version} ({what})\n"
               f"  load it with: mlflow.onnx.load_model(\"models:/{args.register}/{version.version}\") and "

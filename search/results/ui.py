@@ -1,4 +1,4 @@
-"""`python -m results.ui [--home H] [--port P] [--host 127.0.0.1]`: the MLflow UI for the searches' store.
+"""`prune-search ui [--home H] [--port P] [--host 127.0.0.1]`: the MLflow UI for the searches' store.
 
 Runs `mlflow server` on the search's own SQLite store and artifact folder. Binds to 127.0.0.1
 unless --host says otherwise: the server has no authentication. The command is an argument
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mlflow_config.secrets import redact
-from results.cli import DEFAULT_HOME, OneLineParser, UsageError, fail, add_store_args, store_uri
+from search.results.cli_kit import DEFAULT_HOME, OneLineParser, UsageError, fail, add_store_args, store_uri
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # MLflow 3.17's UI opens an experiment in the GenAI or the "Model training" view from the URL's
 # workflowType (or the browser's saved toggle), not from the experiment's mlflow.experimentKind tag:
@@ -30,11 +30,11 @@ def runs_link(base: str, experiment_id: str) -> str:
     return RUNS_VIEW.format(base=base.rstrip("/"), experiment_id=experiment_id)
 
 
-LOCAL_UI = "http://127.0.0.1:5000"  # where results.ui serves a local store by default
+LOCAL_UI = "http://127.0.0.1:5000"  # where search.results.ui serves a local store by default
 
 
 def ui_base(tracking_uri: str) -> str:
-    """Where the UI for `tracking_uri` is: the server itself (password masked), else results.ui's."""
+    """Where the UI for `tracking_uri` is: the server itself (password masked), else search.results.ui's."""
     return redact(tracking_uri) if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
 
 
@@ -58,13 +58,13 @@ def search_links(home: Path, tracking_uri: str, base: str) -> list[str]:
     return [f"  {', '.join(names)}: {runs_link(base, exp)}" for exp, names in by_experiment.items()]
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "prune-search ui") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m results.ui",
+        prog=prog,
         description="Start the MLflow UI (mlflow server) on the searches' store and print its address. "
         "Open the experiment, then a search's run for pareto.png / pareto.html; filter trials with "
         "tags.pareto = 'true'. Ctrl-C stops it.",
-        epilog="Example: python -m results.ui --home .prune-search --port 5000")
+        epilog="Example: prune-search ui --home .prune-search --port 5000")
     add_store_args(parser)
     parser.add_argument("--port", type=int, default=5000, help="port to listen on, 1-65535 (default: 5000)")
     parser.add_argument("--host", default="127.0.0.1",
@@ -105,9 +105,9 @@ def server_env(tracking_uri: str) -> dict[str, str]:
     return {**os.environ, "MLFLOW_BACKEND_STORE_URI": tracking_uri}  # mlflow server's own variable
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "prune-search ui") -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         if args.workers < 1:
             raise UsageError(f"--workers: {args.workers} is not accepted; expected a positive integer")
         check_host_port(args.host, args.port)

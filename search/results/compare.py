@@ -1,4 +1,4 @@
-"""`python -m results.compare SEARCH [SEARCH ...] [--size-budget 0.1]`: overlay several searches'
+"""`prune-search compare SEARCH [SEARCH ...] [--size-budget 0.1]`: overlay several searches'
 Pareto fronts and compare them.
 
 Each search is a parent run (tags role=search); its trials are its child runs. Costs are
@@ -19,8 +19,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from trainables.measure import OBJECTIVES, OBJECTIVE_METRIC, TEST_ACC, VAL_ACC
-from results.ui import run_link, ui_base
-from results.cli import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, fail, add_store_args, open_store
+from search.results.ui import run_link, ui_base
+from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, fail, add_store_args, open_store
 COLUMNS = ("search", "trials", "front_points", "hypervolume", "hv_at_n", "best_val_acc", "best_test_acc",
            "best_size_ratio", "best_run_id", "parent_run_id")
 
@@ -29,19 +29,19 @@ COLUMNS = ("search", "trials", "front_points", "hypervolume", "hv_at_n", "best_v
 class Compared:
     name: str
     parent: Run
-    points: list  # results.pareto.Point, method = the search's name (one overlay series per search)
+    points: list  # search.results.pareto.Point, method = the search's name (one overlay series per search)
     row: dict
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "prune-search compare") -> OneLineParser:
 
     parser = OneLineParser(
-        prog="python -m results.compare",
+        prog=prog,
         description="Overlay the Pareto fronts of several searches in one plot (PNG + interactive HTML), log it as "
         "an MLflow run (tag role=compare) in the first search's experiment, and print per search: "
         "hypervolume, number of front points, and the best val_acc among trials with size_ratio <= "
         "--size-budget.",
-        epilog="Example: python -m results.compare digits-tpe digits-nsga2 --size-budget 0.1")
+        epilog="Example: prune-search compare digits-tpe digits-nsga2 --size-budget 0.1")
     parser.add_argument("searches", nargs="+", metavar="SEARCH", help="search name (--name of search.run) or "
                         "its parent run id")
     parser.add_argument("--size-budget", type=float, default=0.1,
@@ -79,8 +79,8 @@ def find_search(client: MlflowClient, ref: str, uri: str) -> Run:
 
 def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: float) -> Compared:
     from mlflow_config.tracking import child_runs
-    from results.pareto import front, hypervolume
-    from results.report import collect_points
+    from search.results.pareto import front, hypervolume
+    from search.results.report import collect_points
 
     name = parent.data.tags["search"]
     children = child_runs(client, parent.info.experiment_id, parent.info.run_id)
@@ -100,7 +100,7 @@ def compare_one(client: MlflowClient, parent: Run, metric: str, size_budget: flo
 def equal_trials(compared: list[Compared]) -> int:
     """Fills each row's hv_at_n: hypervolume over the first n trials in completion order, n the
     smallest trial count, so a 50-trial and a 12-trial search are compared at equal budgets."""
-    from results.pareto import hypervolume
+    from search.results.pareto import hypervolume
 
     n = min(len(c.points) for c in compared)
     for c in compared:
@@ -146,8 +146,8 @@ def log_compare_run(client: MlflowClient, compared: list[Compared], metric: str,
 def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared], metric: str,
                     size_budget: float) -> None:
     from mlflow_config import artifacts, tracking
-    from results.pareto import format_table, hypervolume_curve, write_csv
-    from results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
+    from search.results.pareto import format_table, hypervolume_curve, write_csv
+    from search.results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
 
     names = [c.name for c in compared]
     tracking.log_params(client, run_id, {"searches": ",".join(names), "objective_metric": metric,
@@ -175,11 +175,11 @@ def _log_comparison(client: MlflowClient, run_id: str, compared: list[Compared],
     artifacts.log_json(client, run_id, [c.row for c in compared], None, "compare.json")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from results.pareto import format_table
+def main(argv: list[str] | None = None, prog: str = "prune-search compare") -> int:
+    from search.results.pareto import format_table
 
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         if not args.size_budget > 0:
             raise UsageError(f"--size-budget: {args.size_budget!r} is not accepted; expected a size_ratio > 0")
         for ref in args.searches:

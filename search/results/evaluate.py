@@ -1,4 +1,4 @@
-"""`python -m results.evaluate --run-id RUN`: rebuild a trial's model from MLflow and re-evaluate it.
+"""`prune-search evaluate --run-id RUN`: rebuild a trial's model from MLflow and re-evaluate it.
 
 On the trial's own splits the logged val_acc and test_acc must come back exactly (exit 1 if
 not: the stored model is not the measured one). With --test-dir it also reports accuracy on
@@ -9,20 +9,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from results.cli import OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
-from results.reproduce import Trial, load_image_folder, load_trial, trial_threads
+from search.results.cli_kit import OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
+from search.results.reproduce import Trial, load_image_folder, load_trial, trial_threads
 from trainables.data import Split
 from trainables.progress import Ticker
 from trainables.measure import VAL_ACC, TEST_ACC
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "prune-search evaluate") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m results.evaluate",
+        prog=prog,
         description="Rebuild a trial's pruned model from what MLflow stored (config, compressed weights, kept "
         "channels) and re-evaluate it. On the trial's own validation/test splits the logged val_acc and "
         "test_acc must be reproduced exactly (exit 1 otherwise); --test-dir adds another test set.",
-        epilog="Example: python -m results.evaluate --run-id 573e58a7... --test-dir my-digits/  "
+        epilog="Example: prune-search evaluate --run-id 573e58a7... --test-dir my-digits/  "
         "(find trial ids in the MLflow UI with: tags.pareto = 'true')")
     parser.add_argument("--run-id", required=True, help="MLflow run id of a trial (a child run of a search)")
     parser.add_argument("--test-dir", type=Path, default=None,
@@ -46,10 +46,10 @@ def evaluate_trial(trial: Trial, test_split: Split | None = None) -> dict[str, f
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "prune-search evaluate") -> int:
     quiet_progress_bars()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         client, uri = open_store(args.tracking_uri, args.home)
         trial = load_trial(client, args.run_id, uri, home=args.home, dataset=args.dataset, data_dir=args.data_dir)
         # A bad folder is one line before any result; decoded once.

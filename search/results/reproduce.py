@@ -27,7 +27,7 @@ from trainables.data import IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
 from trainables.trial_config import TrialConfig
-from results.cli import DEFAULT_HOME, UsageError
+from search.results.cli_kit import DEFAULT_HOME, UsageError
 
 KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/{artifacts.KEPT_CHANNELS_FILE}"
 WEIGHTS_PATH = f"{artifacts.WEIGHTS_DIR}/{artifacts.WEIGHTS_FILE}"

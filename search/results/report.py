@@ -9,8 +9,8 @@ from typing import Callable
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import artifacts, tracking
-from results.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
-from results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
+from search.results.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
+from search.results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
 from trainables.measure import VAL_ACC, TEST_ACC
 
 FRONT_TABLE = "pareto_table.json"
@@ -83,7 +83,7 @@ def front_markdown(rows: list[dict], runs_by_id: dict, experiment_id: str, dense
     """The search run's description (MLflow shows it on the run page, Markdown): the smallest trial
     within 1 point of dense validation accuracy, then the combined front, each row linking to its
     trial in the training view."""
-    from results.ui import run_link
+    from search.results.ui import run_link
 
     def name(row):
         return f"[{runs_by_id[row['run_id']].info.run_name}]({run_link(experiment_id, row['run_id'])})"
