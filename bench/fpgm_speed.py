@@ -1,6 +1,6 @@
 """FPGM's criterion on large layers: the summed distance of each filter to the others, computed
 the old way (pairwise differences, `cdist` without the matrix product, float64) and the product's
-way (one float64 matrix product, pruners.fpgm.fpgm_scores), on one thread as a Ray trial runs.
+way (one float64 matrix product, pruners.importance.fpgm_scores), on one thread as a Ray trial runs.
 Layers: VGG-11's first FC layer (4096 x 25088, where the old way took minutes per prune) and
 every filter layer of torchvision's ResNet-18, summed. Also checks the two agree (the largest
 relative difference of the scores, and whether they drop the same filters at 50%).
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     ap = common.BenchParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-old-vgg", action="store_true", help="do not time the old criterion on VGG's FC layer")
     args = ap.parse_args(argv)
-    from pruners.fpgm import fpgm_scores
+    from pruners.importance import fpgm_scores
 
     rows = {}
     with common.torch_threads(1):
@@ -84,7 +84,7 @@ def markdown_section(p: dict, name: str = NAME) -> str:
     lines = ["## FPGM criterion on large layers", "", f"Command: `{p['command']}`  ",
              f"{common.machine_line(p['machine'])} 1 torch thread.", "",
              "Old: pairwise differences (`cdist` without the matrix product, float64). New: "
-             "`pruners.fpgm.fpgm_scores`, one float64 matrix product. Same filters dropped at 50% in both.", "",
+             "`pruners.importance.fpgm_scores`, one float64 matrix product. Same filters dropped at 50% in both.", "",
              "| layers | old | new | speedup | max relative score difference | same 50% drop |",
              "|---|---|---|---|---|---|"]
     for name, r in p["rows"].items():

@@ -53,8 +53,9 @@ def layer_plan(model: nn.Module, example_input: torch.Tensor) -> LayerPlan:
 
 def filter_layers(model: nn.Module, names, example_input: torch.Tensor) -> list[str]:
     """The layers of `names` that lose whole filters: not the classifier and not a layer the
-    dependency graph cannot prune safely (left dense, see LayerPlan.dense). Every structural
-    method asks this one function."""
+    dependency graph cannot prune safely (left dense, see LayerPlan.dense). The one place this
+    is decided: every filter method asks it through pruners.allocation.filter_groups, the search
+    space directly."""
     kinds = layer_kinds(model, example_input)
     dense = layer_plan(model, example_input).dense
     return [n for n in names if kinds.get(n) in FILTER_KINDS and n not in dense]

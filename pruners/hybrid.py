@@ -1,10 +1,10 @@
 """Hybrid: filter pruning, then weight pruning of what remains, then fine-tuning with knowledge
 distillation (the article's section 6, done right).
 
-1. FPGM removes `hybrid_filter_ratio` of the filters of every conv / hidden FC layer in
-   `ratios` (physically, pruners.surgery; the classifier keeps its outputs).
-2. Magnitude pruning drops each layer's sampled ratio of the SURVIVING weights (every layer in
-   `ratios`, classifier included), counted on the smaller model.
+1. Filters: FPGM importance, `hybrid_filter_ratio` of the filters of every conv / hidden FC
+   layer in `ratios`, removed physically (pruners.surgery; the classifier keeps its outputs).
+2. Weights: magnitude importance, each layer's sampled ratio of the SURVIVING weights (every
+   layer in `ratios`, classifier included), counted on the smaller model; masks.
 3. The result asks the trial (distill=Distillation(T, alpha)) to fine-tune with knowledge distillation from the
    dense model (`hybrid_temperature`, `hybrid_alpha`) with the masks kept.
 
@@ -17,19 +17,19 @@ here, before a fine-tune whose train-mode BatchNorm would overwrite the statisti
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from torch import nn
 
-# Whole modules, not names: importing any method module first runs registry.py, which imports
-# this module while fpgm/magnitude may still be half-initialized.
-from pruners import fpgm, magnitude
-from pruners.graph import filter_layers, nothing_to_prune
+from pruners.allocation import filter_groups, layer_channel_drop, layer_masks
 from pruners.base import Distillation, PruneContext, PruneResult
+from pruners.graph import nothing_to_prune
+from pruners.importance import fpgm_scores, root_scores, weight_scores
 from pruners.masking import apply_masks
 from pruners.registry import register
 from pruners.settings import Interval, MethodSettings, setting
+from pruners.surgery import remove_group_channels
 
 # Removing 90%+ of every layer's filters leaves too little to weight-prune or distill into.
 FILTER_RATIOS = Interval(0.0, 0.9, hi_open=True)
@@ -51,18 +51,17 @@ class HybridSettings(MethodSettings):
 
 @register("hybrid", settings=HybridSettings, structural=True, masked=True)
 def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettings, ctx: PruneContext) -> PruneResult:
-    filter_ratio = settings.hybrid_filter_ratio
-    if not FILTER_RATIOS.holds(filter_ratio):
-        raise ValueError(f"hybrid_filter_ratio {filter_ratio} is not accepted; expected {FILTER_RATIOS.text()}")
-    if settings.hybrid_quant not in QUANT_MODES:
-        raise ValueError(f"hybrid_quant {settings.hybrid_quant!r}; expected one of {', '.join(QUANT_MODES)}")
     pruned = copy.deepcopy(model)
-    filter_ratios = {n: filter_ratio for n in filter_layers(pruned, ratios, ctx.example_input)}
-    kept = fpgm.fpgm_prune_(pruned, filter_ratios, ctx.example_input)
-    # Module names survive surgery, so the ratios' keys still name the (smaller) layers.
-    masks = magnitude.layerwise_magnitude_masks(pruned, ratios)
+    # 1. Filters: FPGM on each group's root, the same fraction of every filter layer.
+    groups = filter_groups(pruned, ratios, ctx.example_input)
+    filter_ratios = {g.root: settings.hybrid_filter_ratio for g in groups}
+    root_drop = layer_channel_drop(groups, root_scores(pruned, groups, fpgm_scores), filter_ratios)
+    kept = remove_group_channels(pruned, groups, root_drop, ctx.example_input)
+    # 2. Weights: |w| of the survivors. Module names survive surgery, so the ratios' keys still
+    # name the (smaller) layers.
+    masks = layer_masks(weight_scores(pruned, ratios), ratios)
     apply_masks(pruned, masks)
     distill = Distillation(settings.hybrid_temperature, settings.hybrid_alpha)
-    notes = [] if kept or not filter_ratio else [nothing_to_prune("hybrid") + ", weights pruned only"]
+    notes = [] if kept or not settings.hybrid_filter_ratio else [nothing_to_prune("hybrid") + ", weights pruned only"]
     return PruneResult(model=pruned, masks=masks, kept_channels=kept, distill=distill,
                        qat=settings.hybrid_quant == "qat", notes=notes)

@@ -1,7 +1,8 @@
 """Lottery tickets (Frankle & Carbin 2019; late rewinding, Frankle et al. 2020): iterative
 magnitude pruning with rewinding. Each of R rounds prunes p = 1-(1-s)^(1/R) of a layer's
-remaining weights by |w| of the trained weights, rewinds everything (weights, biases, BatchNorm
-buffers) to the state saved at iteration k and re-applies the masks, then retrains.
+remaining weights by |w| of the trained weights (magnitude importance, per-layer allocation
+within the survivors, masks), rewinds everything (weights, biases, BatchNorm buffers) to the
+state saved at iteration k and re-applies the masks, then retrains.
 
 The rewind point is a fraction of the baseline's training, k = round(f * T) (`lottery_rewind`:
 0 is the initialization; the paper's late rewinding uses a few percent). What "retrain" means
@@ -18,18 +19,20 @@ shows whether the ticket's initialization matters.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from pruners.allocation import keep_mask_within
 from pruners.base import Masks, PruneContext, PruneResult, load_weights
+from pruners.importance import magnitude_scores
 from pruners.layers import prunable_layers
-from pruners.masking import apply_masks, keep_mask_within
+from pruners.masking import apply_masks
 from pruners.registry import register
 from pruners.settings import RATIO, Interval, MethodSettings, setting
-
 
 RETRAIN_MODES = ("full", "finetune")
 CONTROLS = ("none", "reinit")
@@ -125,8 +128,7 @@ def run_rounds(
             # The fraction of survivors that lands the running total exactly on the schedule.
             n_drop = schedules[name][r] - (previous.numel() - survivors)
             ratio = n_drop / survivors if survivors else 0.0
-            scores = layers[name].weight.abs()
-            new_masks[f"{name}.weight"] = keep_mask_within(scores, previous, ratio)
+            new_masks[f"{name}.weight"] = keep_mask_within(magnitude_scores(layers[name].weight), previous, ratio)
         masks = new_masks
         history.append(masks)
         last = r == rounds - 1
@@ -141,10 +143,6 @@ def run_rounds(
 @register("lottery", settings=LotterySettings)
 def lottery(model: nn.Module, ratios: Mapping[str, float], settings: LotterySettings, ctx: PruneContext) -> PruneResult:
     rounds, mode, control = settings.lottery_rounds, settings.lottery_retrain, settings.lottery_control
-    if mode not in RETRAIN_MODES:
-        raise ValueError(f"lottery_retrain {mode!r}; expected one of {', '.join(RETRAIN_MODES)}")
-    if control not in CONTROLS:
-        raise ValueError(f"lottery_control {control!r}; expected one of {', '.join(CONTROLS)}")
     k = rewind_iteration(settings.lottery_rewind, ctx.baseline_steps)
     if k not in ctx.rewind_states:
         available = ", ".join(str(key) for key in sorted(ctx.rewind_states)) or "none"

@@ -1,36 +1,28 @@
-"""Magnitude pruning: drop the smallest |w| in each layer at that layer's ratio, or, with
-`magnitude_scope = "global"`, the smallest |w| across all prunable layers at `global_sparsity`
-(the article's recipe, done right: exact counts, masks kept through fine-tuning). The scopes
-`lamp` and `erk` spread `global_sparsity` over the layers with those one-shot allocations
-(pruners.allocation)."""
+"""Magnitude pruning: |w| importance, masks. `magnitude_scope` picks the allocation: `layer`
+drops the smallest |w| of each layer at that layer's sampled ratio; `global` drops the smallest
+|w| across all prunable layers at `global_sparsity` (the article's recipe, done right: exact
+counts, masks kept through fine-tuning); `lamp` and `erk` spread `global_sparsity` over the
+layers with those one-shot allocations (pruners.allocation)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from torch import nn
 
-from pruners.allocation import erk_masks, lamp_masks
+from pruners.allocation import erk_masks, global_masks, layer_masks
 from pruners.base import Masks, PruneContext, PruneResult
+from pruners.importance import lamp_scores, magnitude_scores, weight_scores
 from pruners.layers import prunable_layers
-from pruners.masking import apply_masks, global_masks, keep_mask
+from pruners.masking import apply_masks
 from pruners.registry import register
 from pruners.settings import RATIO, MethodSettings, setting
 
-
-def layerwise_magnitude_masks(model: nn.Module, ratios: Mapping[str, float]) -> Masks:
-    layers = prunable_layers(model)
-    return {f"{name}.weight": keep_mask(layers[name].weight.abs(), r) for name, r in ratios.items()}
-
-
-def global_magnitude_masks(model: nn.Module, names: list[str], ratio: float) -> Masks:
-    layers = prunable_layers(model)
-    return global_masks({n: layers[n].weight.detach().abs() for n in names}, ratio)
-
-
-# magnitude_scope -> how global_sparsity is spread over the layers ("layer" uses the per-layer ratios).
-GLOBAL_ALLOCATIONS = {"global": global_magnitude_masks, "lamp": lamp_masks, "erk": erk_masks}
+# magnitude_scope -> (importance, allocation) spreading global_sparsity over the layers
+# ("layer" takes the per-layer ratios instead).
+GLOBAL_ALLOCATIONS = {"global": (magnitude_scores, global_masks), "lamp": (lamp_scores, global_masks),
+                      "erk": (magnitude_scores, erk_masks)}
 SCOPES = ("layer", *GLOBAL_ALLOCATIONS)
 
 
@@ -47,13 +39,19 @@ class MagnitudeSettings(MethodSettings):
         return self.magnitude_scope not in GLOBAL_ALLOCATIONS  # one global target, spread by the allocation
 
 
+def layerwise_magnitude_masks(model: nn.Module, ratios: Mapping[str, float]) -> Masks:
+    """The smallest |w| of each layer of `ratios`, at its ratio (the `layer` scope)."""
+    return layer_masks(weight_scores(model, ratios), ratios)
+
+
 @register("magnitude", settings=MagnitudeSettings)
 def magnitude(model: nn.Module, ratios: Mapping[str, float], settings: MagnitudeSettings, ctx: PruneContext) -> PruneResult:
     pruned = copy.deepcopy(model)
     if settings.magnitude_scope in GLOBAL_ALLOCATIONS:
+        score, allocate = GLOBAL_ALLOCATIONS[settings.magnitude_scope]
         # One target over every prunable layer (the article's recipe ranks them together).
         names = list(ratios) or list(prunable_layers(pruned))
-        masks = GLOBAL_ALLOCATIONS[settings.magnitude_scope](pruned, names, settings.global_sparsity)
+        masks = allocate(weight_scores(pruned, names, score), settings.global_sparsity)
     else:
         masks = layerwise_magnitude_masks(pruned, ratios)
     apply_masks(pruned, masks)

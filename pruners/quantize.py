@@ -11,7 +11,7 @@ straight-through estimator), so the weights learn to sit well on the grid.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -1,7 +1,8 @@
 """Methods by name. A literal dict filled by `register`, as timm and open_lth do."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pruners.base import PruneFn, Pruner
 from pruners.settings import MethodSettings, NoSettings
@@ -45,5 +46,6 @@ def method_settings() -> dict[str, type[MethodSettings]]:
     return {name: pruner.settings_type for name, pruner in PRUNERS.items()}
 
 
-# Importing the method modules fills PRUNERS. Kept at the bottom so `register` exists first.
-from pruners import magnitude, taylor, fpgm, lottery, hybrid  # noqa: E402,F401
+# Importing the method modules fills PRUNERS. Kept at the bottom so `register` exists first, and
+# unsorted: this order is method_names()'s when pruners.registry is imported before any method.
+from pruners import magnitude, taylor, fpgm, lottery, hybrid  # noqa: E402,F401,I001

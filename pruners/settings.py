@@ -7,7 +7,8 @@ derives from it, so no other file spells the setting again:
   SearchConfig field, a CLI flag (`--taylor-batches 1,8`) and a TOML key;
 - `kind`: how it is sampled and parsed: float, log (float on a log scale), int, or choice;
 - `accepted`: the values a trial may run with (an Interval, or the tuple of choices), checked
-  before a search starts;
+  before a search starts, and again whenever settings are built (`MethodSettings.__post_init__`),
+  so no method re-checks its own settings;
 - `help`: the CLI help and the README's settings table;
 - `when`: (other setting, its values): sampled only when the other setting takes one of them.
 
@@ -18,8 +19,9 @@ from the strings or numbers Optuna, Ray Tune, TOML and MLflow carry.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 KINDS = ("float", "log", "int", "choice")
 _TYPES = {"int": int, "float": float, "str": str}
@@ -82,6 +84,13 @@ class SettingSpec:
             return self.accepted.text(self.name.replace("_", "-"))
         return ", ".join(map(str, self.accepted))
 
+    def check(self, value: Any) -> None:
+        """Raise one ValueError naming the setting, the value and what is accepted, unless it is."""
+        if not self.accepts(value):
+            expected = (self.accepted.text(self.name) if isinstance(self.accepted, Interval)
+                        else f"one of {', '.join(map(str, self.accepted))}")
+            raise ValueError(f"{self.name} {value!r} is not accepted; expected {expected}")
+
     def active(self, values: Mapping[str, Any]) -> bool:
         """Whether this setting applies, given the other settings' values."""
         return self.when is None or values.get(self.when[0]) in self.when[1]
@@ -107,15 +116,22 @@ def setting(default: Any, *, search: tuple, help: str, kind: str = "float",  # n
 class MethodSettings:
     """Base of every settings dataclass. A subclass adds `setting(...)` fields only."""
 
+    def __post_init__(self) -> None:
+        # Every way of building settings (from_values, a test's or benchmark's constructor) meets
+        # the same check, so a method can trust its settings and never re-checks them by hand.
+        for spec in self.specs():
+            spec.check(getattr(self, spec.name))
+
     @classmethod
     def specs(cls) -> tuple[SettingSpec, ...]:
         return tuple(SettingSpec(f.name, value_type=_TYPES[str(f.type)], **f.metadata["setting"])
                      for f in fields(cls))
 
     @classmethod
-    def from_values(cls, values: Mapping[str, object]) -> "MethodSettings":
+    def from_values(cls, values: Mapping[str, object]) -> MethodSettings:
         """Pick this class's settings out of a flat mapping (other keys are ignored), each
-        coerced to its type; absent ones keep their default. Says which setting was wrong."""
+        coerced to its type and checked against what it accepts; absent ones keep their default.
+        Says which setting was wrong."""
         out = {}
         for spec in cls.specs():
             if spec.name in values:

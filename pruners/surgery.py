@@ -1,4 +1,6 @@
-"""Structural surgery: physically remove output channels with Torch-Pruning's DependencyGraph.
+"""Application, structural: physically remove output channels with Torch-Pruning's
+DependencyGraph (the unstructured counterpart, masks, is pruners.masking). The result is a
+smaller dense model with fewer FLOPs.
 
 Removing a conv's output channel also removes its BatchNorm entry, the next layer's input
 channel (for a Linear after flatten: the matching block of input columns) and, in residual
@@ -17,8 +19,8 @@ current (already smaller) shapes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 import torch_pruning as tp
@@ -131,6 +133,20 @@ def spread(groups: Sequence[ChannelGroup], root_drop: Mapping[str, Sequence[int]
         for member, idxs in g.drops(root_drop.get(g.root, ())).items():
             out.setdefault(member, set()).update(idxs)
     return {m: sorted(idxs) for m, idxs in out.items()}
+
+
+def remove_group_channels(
+    model: nn.Module, groups: Sequence[ChannelGroup], root_drop: Mapping[str, Sequence[int]],
+    example_input: torch.Tensor,
+) -> dict[str, list[int]]:
+    """Remove, in place, the channels each group's root drops (pruners.allocation's choice), with
+    what every member loses along. Returns the kept original output channels of every layer of
+    the groups: with the baseline, they rebuild the model (`rebuild`)."""
+    modules = dict(model.named_modules())
+    drop = spread(groups, root_drop)
+    kept = {n: complement(d, out_channels(modules[n])) for n, d in drop.items()}  # before shapes change
+    remove_channels(model, drop, example_input)
+    return kept
 
 
 def remove_channels(

@@ -12,14 +12,15 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from pruners.allocation import keep_mask
 from pruners.layers import prunable_layers
-from pruners.masking import apply_masks, keep_mask
+from pruners.masking import apply_masks
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle, Split
 from trainables.loops import evaluate, recalibrate_bn

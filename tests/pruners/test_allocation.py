@@ -1,5 +1,7 @@
-"""LAMP and ERK allocations: the paper's formulas on hand-built tensors, exact target counts,
-no layer above density 1, and both reachable through the magnitude pruner and the space."""
+"""Allocation. Weights: LAMP and ERK, the papers' formulas on hand-built tensors, exact target
+counts, no layer above density 1, both reachable through the magnitude pruner and the space.
+Channels: per-layer ratios, and one global ranking over per-layer-normalized scores that removes
+the requested fraction overall, ties residual groups and never touches the classifier."""
 from __future__ import annotations
 
 import math
@@ -8,11 +10,12 @@ import optuna
 import pytest
 import torch
 
-from pruners.allocation import erk_keep_counts, erk_masks, lamp_masks, lamp_scores
+from pruners.allocation import erk_keep_counts, erk_masks, filter_groups, global_channel_drop, global_masks, layer_channel_drop
 from pruners.base import PruneContext
+from pruners.importance import fpgm_scores, lamp_scores, root_scores, weight_scores
 from pruners.layers import prunable_layers
-from pruners.magnitude import global_magnitude_masks
 from pruners.registry import get_pruner
+from pruners.surgery import ChannelGroup, out_channels, remove_group_channels
 from search.config import SearchConfig
 from search.space import define_space, make_spec
 from trainables.models import SimpleCNN, build_model
@@ -49,10 +52,18 @@ class TwoLayers(torch.nn.Module):
             self.tiny.weight.copy_(torch.linspace(0.001, 0.002, 32).view(4, 8))
 
 
+def lamp_masks(model, names, sparsity):
+    return global_masks(weight_scores(model, names, lamp_scores), sparsity)
+
+
+def erk_magnitude_masks(model, names, sparsity):
+    return erk_masks(weight_scores(model, names), sparsity)
+
+
 def test_lamp_keeps_a_layer_that_global_magnitude_removes_and_hits_the_count():
     model = TwoLayers()
     lamp = lamp_masks(model, ["big", "tiny"], 0.5)
-    glob = global_magnitude_masks(model, ["big", "tiny"], 0.5)
+    glob = global_masks(weight_scores(model, ["big", "tiny"]), 0.5)
     assert int(glob["tiny.weight"].sum()) == 0
     assert int(lamp["tiny.weight"].sum()) > 0
     assert sum(int((~m).sum()) for m in lamp.values()) == round(0.5 * 96)
@@ -86,7 +97,7 @@ def test_erk_masks_drop_the_smallest_weights_of_each_layer():
     torch.manual_seed(3)
     model = SimpleCNN(3, 10, 32)
     names = list(prunable_layers(model))
-    masks = erk_masks(model, names, 0.9)
+    masks = erk_magnitude_masks(model, names, 0.9)
     counts = erk_keep_counts(SIMPLECNN_SHAPES, 0.9)
     for name in names:
         w, mask = getattr(model, name).weight.detach().abs(), masks[f"{name}.weight"]
@@ -103,7 +114,7 @@ def test_magnitude_pruner_spreads_global_sparsity_with_the_scope(scope):
                                      PruneContext(example_input=torch.randn(1, 3, 32, 32)))
     total = sum(m.numel() for m in result.masks.values())
     assert sum(int((~m).sum()) for m in result.masks.values()) == round(0.9 * total)
-    expected = lamp_masks if scope == "lamp" else erk_masks
+    expected = lamp_masks if scope == "lamp" else erk_magnitude_masks
     reference = expected(model, list(prunable_layers(model)), 0.9)
     assert all(torch.equal(result.masks[k], reference[k]) for k in reference)
     for name in prunable_layers(model):
@@ -123,3 +134,61 @@ def test_space_samples_global_sparsity_and_no_layer_ratios_for_an_allocation_sco
         assert not any(k.startswith(SPARSITY_PREFIX) for k in config)
         study.tell(trial, [0.0, 0.0])
     assert seen == {"lamp", "erk"}
+
+
+# ---- channels: per-layer and one global ranking --------------------------------------------------
+
+def chain(root: str, size: int, *tied: str):
+    """A ChannelGroup whose members lose the root's channel indices (a residual addition)."""
+    return ChannelGroup(root, size, {m: {i: i for i in range(size)} for m in (root, *tied)})
+
+
+def test_layer_channel_drop_takes_each_roots_ratio_and_keeps_one():
+    groups = [chain("a", 4), chain("b", 3, "c")]
+    scores = {"a": torch.tensor([4.0, 1.0, 3.0, 2.0]), "b": torch.tensor([1.0, 1.0, 1.0])}
+    assert layer_channel_drop(groups, scores, {"a": 0.5, "b": 0.99, "c": 0.0}) == {"a": [1, 3], "b": [0, 1]}
+
+
+def test_global_channel_drop_normalizes_each_layer_then_ranks_all_together():
+    # Layer a's scores are 1000x larger: raw, one threshold would take b's channels only.
+    groups = [chain("a", 4), chain("b", 6, "b_tied")]
+    scores = {"a": 1000 * torch.tensor([4.0, 1.0, 2.0, 3.0]), "b": torch.tensor([6.0, 5.0, 1.0, 2.0, 3.0, 4.0])}
+    # Divided by the layer mean: a -> 1.6 .4 .8 1.2; b -> 1.71 1.43 .29 .57 .86 1.14. The 5 lowest
+    # (half of 10): b2 .29, a1 .4, b3 .57, a2 .8, b4 .86.
+    assert global_channel_drop(groups, scores, 0.5) == {"a": [1, 2], "b": [2, 3, 4]}
+    assert global_channel_drop(groups, scores, 0.0) == {"a": [], "b": []}
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.35, 0.6, 0.9, 0.99])
+def test_global_channel_drop_removes_the_fraction_overall_and_keeps_each_groups_best(fraction):
+    gen = torch.Generator().manual_seed(int(fraction * 100))
+    sizes = {"a": 3, "b": 8, "c": 16, "d": 5}
+    groups = [chain(n, s) for n, s in sizes.items()]
+    scores = {n: torch.rand(s, generator=gen) * 10 ** i for i, (n, s) in enumerate(sizes.items())}
+    before = {n: s.clone() for n, s in scores.items()}
+    drop = global_channel_drop(groups, scores, fraction)
+    assert all(torch.equal(before[n], s) for n, s in scores.items())  # the scores are read, not changed
+    total = sum(sizes.values())
+    assert sum(map(len, drop.values())) == min(round(fraction * total), total - len(groups))
+    for name, size in sizes.items():
+        assert len(drop[name]) < size and drop[name] == sorted(set(drop[name]))
+        assert int(torch.argmax(scores[name])) not in drop[name]  # the best channel stays
+
+
+def test_global_channel_ranking_on_a_resnet_ties_residual_groups_and_spares_the_classifier():
+    torch.manual_seed(0)
+    model, x = build_model("resnet20", 1, 10, 8).eval(), torch.randn(2, 1, 8, 8)
+    layers = prunable_layers(model)
+    groups = filter_groups(model, layers, x)  # every layer offered, the classifier too
+    assert all("fc" not in g.members for g in groups)
+    widths = {n: out_channels(m) for n, m in layers.items()}
+    drop = global_channel_drop(groups, root_scores(model, groups, fpgm_scores), 0.3)
+    total = sum(g.size for g in groups)
+    assert sum(map(len, drop.values())) == round(0.3 * total)
+    assert len({len(d) / widths[r] for r, d in drop.items()}) > 1  # layers end up with different ratios
+    kept = remove_group_channels(model, groups, drop, x)
+    assert "fc" not in kept and model.fc.out_features == 10
+    for g in groups:
+        assert all(kept[m] == kept[g.root] for m in g.members)  # a residual group shares one decision
+        assert len(kept[g.root]) == g.size - len(drop[g.root])
+    assert model(x).shape == (2, 10)

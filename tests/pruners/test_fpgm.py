@@ -203,7 +203,7 @@ def test_baseline_untouched_and_train_mode_kept():
 def test_matrix_product_distances_match_the_direct_pairwise_sum():
     """The fast criterion (one float64 matrix product) against the direct pairwise differences,
     on filters that share a large common offset: where ||a||^2 + ||b||^2 - 2ab cancels most."""
-    from pruners.fpgm import fpgm_scores
+    from pruners.importance import fpgm_scores
 
     g = torch.Generator().manual_seed(3)
     weight = 100.0 + 0.01 * torch.randn(24, 16, 3, 3, generator=g)

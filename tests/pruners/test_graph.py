@@ -7,12 +7,11 @@ import torch
 from torch import nn
 
 from pruners.base import PruneContext
-from pruners.graph import filter_layers
-from pruners.graph import layer_plan
+from pruners.graph import filter_layers, layer_plan
 from pruners.layers import conv_depth, layer_kinds, prunable_layers
 from pruners.registry import get_pruner
 from pruners.surgery import coupled_layers
-from tests.search.test_byo_model import TinyNet
+from tests.search.byo_model import TinyNet
 
 X = torch.randn(2, 1, 8, 8)
 

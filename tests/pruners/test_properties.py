@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from pruners import lottery as lottery_mod
+from pruners.allocation import keep_mask, keep_mask_within
 from pruners.base import PruneContext
-from pruners.masking import keep_mask, keep_mask_within
 from pruners.registry import get_pruner
 
 FAST = settings(max_examples=40, deadline=None)

@@ -8,16 +8,17 @@ import copy
 import pytest
 import torch
 
+from pruners.allocation import keep_mask
 from pruners.layers import prunable_layers
-from pruners.masking import apply_masks, keep_mask
+from pruners.masking import apply_masks
 from search.config import load_config
 from search.space import layer_bounds
+from tests.trainables.helpers import small_digits
 from trainables import sensitivity
 from trainables.baseline import BaselineSpec, get_baseline, normalizer
 from trainables.data import Split
 from trainables.loops import evaluate, recalibrate_bn
 from trainables.sensitivity import Sensitivity, get_sensitivity, scan
-from tests.trainables.helpers import small_digits
 
 SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augment=False)
 RATIOS = (0.5, 0.9)
