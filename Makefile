@@ -6,23 +6,27 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BUDGET ?= 50
 
-.PHONY: install demo test test-fast bench ui dashboard clean
+.PHONY: install demo test test-fast lint bench ui dashboard docs clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: install
-	$(BIN)/python -m search.run --budget $(BUDGET) --dataset digits
+	$(BIN)/prune-search run --budget $(BUDGET) --dataset digits
 
 test: install
 	bash .ci/install-browser.sh
 	bash .ci/install-postgres.sh
 	$(BIN)/python -m pytest -q
+
+# ruff's rules and exceptions are in pyproject.toml ([tool.ruff]); .ci/run runs this before the tests.
+lint: install
+	$(BIN)/ruff check .
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -43,6 +47,10 @@ ui: install
 
 dashboard: install
 	$(BIN)/prune-search dashboard
+
+# docs/cli.md from each command's --help (tests/test_docs_commands.py fails when it is stale).
+docs: install
+	$(BIN)/python docs/generate_cli.py
 
 clean:
 	rm -rf .prune-search test-artifacts

@@ -85,7 +85,8 @@ def points(setting: dict) -> list[tuple[str, str, dict]]:
         for g in ("weight", "filter"):
             layers = None if g == "weight" else ["conv1", "conv2", "fc1"]  # filters: never the classes
             out.append((f"taylor-{g}-{s}", "taylor_vs_magnitude",
-                        {"method": "taylor", "taylor_batches": setting["taylor_batches"], "taylor_granularity": g, **uniform(s, layers)}))
+                        {"method": "taylor", "taylor_batches": setting["taylor_batches"], "taylor_granularity": g,
+                         **uniform(s, layers)}))
     for s in (0.3, 0.5):
         out.append((f"fpgm-{s}", "fpgm", {"method": "fpgm", **uniform(s, ["conv1", "conv2", "fc1"])}))
     out.append(("magnitude-global-0.8-int8", "int8",
@@ -213,7 +214,7 @@ def _dense(baseline, data, steps: int) -> dict:
 
 def _stat(p: dict, pid: str, metric: str, scale: float = 1.0, drop: bool = False) -> tuple[float, float, int]:
     xs = []
-    for key, r in p["points"].items():
+    for r in p["points"].values():
         if r["point"] == pid:
             x = r["metrics"][metric] * scale
             if drop:

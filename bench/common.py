@@ -8,7 +8,6 @@ own section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-
 import contextlib
 import json
 import math
@@ -18,9 +17,10 @@ import shlex
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -104,7 +104,7 @@ def machine_info() -> dict[str, Any]:
                 mem_gb = round(int(line.split()[1]) / 2**20, 1)
     return {"cores": os.cpu_count(), "cpu_model": cpu_model(), "gpu": gpu, "memory_gb": mem_gb,
             "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "versions": versions,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit()}
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit()}
 
 
 def command(script: str, argv: Sequence[str] | None = None) -> str:

@@ -204,7 +204,8 @@ def _markdown(p) -> str:
         f"`--cpus-per-trial 1` (1 torch thread per trial), Ray with 2 CPUs; {p['repeats']} run(s) per arm (median).  ",
         common.machine_line(p["machine"]),
         "",
-        "| concurrent trials | fit() wall (s) | trials/hour (fit) | run_search wall (s) | trials/hour (wall) | mean trial time (s) "
+        "| concurrent trials | fit() wall (s) | trials/hour (fit) | run_search wall (s) | trials/hour (wall) "
+        "| mean trial time (s) "
         "| cores used by the search | trials per CPU-hour | other tenants' cores |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,

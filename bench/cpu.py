@@ -98,7 +98,7 @@ class CpuMonitor:
         while not self._stop.wait(self.interval):
             self._sample()
 
-    def __enter__(self) -> "CpuMonitor":
+    def __enter__(self) -> CpuMonitor:
         self._sample(count=False)
         self.t0, (self.busy0, self.steal0) = time.perf_counter(), _system_cpu()
         self._thread.start()

@@ -7,9 +7,10 @@ import contextlib
 import math
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from bench.common import DEFAULT_HOME
 

@@ -155,7 +155,8 @@ def _markdown(p) -> str:
         f"(batch 1: median of {p['inner_batch1']} passes per round); ratio = median of per-round ratios to "
         f"dense (< 1 is faster). `-a8` variants: same target ratio, each layer keeping a multiple of 8 "
         f"filters (rounded up). In parentheses the same from process CPU time (robust to other tenants' load; "
-        f"with more than 1 thread it sums the threads).{' Not available: ' + ', '.join(p['skipped_models']) + '.' if p['skipped_models'] else ''}  ",
+        "with more than 1 thread it sums the threads)."
+        + (f" Not available: {', '.join(p['skipped_models'])}." if p["skipped_models"] else "") + "  ",
         common.machine_line(p["machine"]) + " Load average after each model: "
         + "; ".join(f"{m}: {', '.join(map(str, r['load_avg_after']))} (other tenants used "
                     f"{r['other_tenants_cores']:.2f} of 2 cores meanwhile)" for m, r in p["results"].items()) + ".",

@@ -7,7 +7,7 @@ A trial row is a dict with run_id, val_acc, test_acc, size_bytes, cost (size / d
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench import common
 

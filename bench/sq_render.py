@@ -146,11 +146,11 @@ def _goal_lines(p: dict) -> list[str]:
              "(front at <= size) | drop at <= 5% (goal <= 1 pt) | drop at <= 2% (goal <= 3 pt) |",
              "|---|---|---|---|---|---|"]
     for seed, s in sorted(g.get("per_seed", {}).items(), key=lambda kv: int(kv[0])):
-        def ratio(key):
+        def ratio(key, s=s):
             r = s.get(key)
             return "—" if r is None else f"{r['val']:.3f}x, {r['test']:.3f}x"
 
-        def drop(key):
+        def drop(key, s=s):
             d = s[key]
             return "no point that small" if d["drop"] is None else f"{100 * d['drop']:+.2f} pt"
 
@@ -162,7 +162,8 @@ def _goal_lines(p: dict) -> list[str]:
         return "not measured" if v is None else f"val {_yn(v['val'])}, test {_yn(v['test'])}"
 
     same = [seed for seed, ps in sorted(p["per_seed"].items(), key=lambda kv: int(kv[0]))
-            if {"default", "random"} <= set(ps.get("arms", {})) and _front_key(ps["arms"]["default"]) == _front_key(ps["arms"]["random"])]
+            if {"default", "random"} <= set(ps.get("arms", {}))
+            and _front_key(ps["arms"]["default"]) == _front_key(ps["arms"]["random"])]
     if same:
         lines += ["", f"In seed {', '.join(same)} the default and random searches' validation fronts are the same trials "
                   "(same size, same accuracies): configurations both searches drew identically (same seed); no other "

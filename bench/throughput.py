@@ -263,7 +263,8 @@ def _markdown(p) -> str:
         "",
         "The loop's extra work timed alone (CPU time per pass; noise-robust): "
         + "; ".join(f"{t} thread(s): batching+normalizing uint8 {e['product_data_s'] * 1e3:.1f} ms vs slicing floats "
-                    f"{e['plain_data_s'] * 1e3:.1f} ms, {e.get('masks_timed', 'apply_masks')} {e['product_masks_s'] * 1e3:.1f} ms vs mul_ "
+                    f"{e['plain_data_s'] * 1e3:.1f} ms, {e.get('masks_timed', 'apply_masks')} "
+                    f"{e['product_masks_s'] * 1e3:.1f} ms vs mul_ "
                     f"{e['plain_masks_s'] * 1e3:.1f} ms, so the loop itself costs at most "
                     f"{e['data_extra_fraction_of_plain_pass']:+.1%} (no masks) / "
                     f"{e['data_extra_fraction_of_plain_pass'] + e['masks_extra_fraction_of_plain_pass']:+.1%} (masks) "

@@ -12,8 +12,8 @@ import contextlib
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -148,3 +148,14 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> 
     return client.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=50000
     )
+
+
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """mlflow.<flavor>.log_model reads the process-global tracking URI, and set_tracking_uri also
+    writes MLFLOW_TRACKING_URI into the environment: both are put back afterwards."""
+    # MLflow's only private use here: mlflow.set_tracking_uri has no undo (tests/test_private_apis.py).
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with environment.restored(("MLFLOW_TRACKING_URI",)), _use_tracking_uri(uri):
+        yield

@@ -11,9 +11,12 @@ PROG = "prune-search"
 # subcommand -> (module with main(argv, prog), one line for `prune-search --help`)
 COMMANDS = {
     "run": ("search.run", "run (or resume) a search: Ray Tune trials, Optuna steering, MLflow records"),
-    "evaluate": ("search.results.evaluate", "rebuild a trial from MLflow and check its logged val/test accuracy (or test on another folder)"),
-    "export": ("search.results.export", "write a trial's pruned model (state_dict, TorchScript, ONNX), verified; optionally register it"),
-    "compare": ("search.results.compare", "overlay the fronts and hypervolumes of several searches in one MLflow run"),
+    "evaluate": ("search.results.evaluate",
+                 "rebuild a trial from MLflow and check its logged val/test accuracy (or test on another folder)"),
+    "export": ("search.results.export",
+               "write a trial's pruned model (state_dict, TorchScript, ONNX), verified; optionally register it"),
+    "compare": ("search.results.compare",
+                "overlay the fronts and hypervolumes of several searches in one MLflow run"),
     "ui": ("search.results.ui", "serve the MLflow UI on the search's store (127.0.0.1)"),
     "dashboard": ("search.results.dashboard", "serve optuna-dashboard on the search's study (127.0.0.1)"),
 }

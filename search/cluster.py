@@ -11,9 +11,10 @@ import contextlib
 import os
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from mlflow_config import environment
+from search import private_apis
 from search.results.cli_kit import first_line
 
 PROBE_TIMEOUT_S = 3.0  # an address that does not accept a connection by then is reported as down
@@ -60,10 +61,8 @@ def check_address(address: str | None, timeout_s: float = PROBE_TIMEOUT_S) -> No
 
 def _gcs_silent(address: str, timeout_s: float) -> str | None:
     """None when the Ray GCS at `address` answers a key-value read within the timeout, else why not."""
-    from ray._raylet import GcsClient
-
     try:
-        GcsClient(address=address).internal_kv_get(b"prune-search-probe", None, timeout=timeout_s)
+        private_apis.gcs_answers(address, timeout_s)
     except Exception as exc:  # noqa: BLE001 - RpcError, timeouts: all mean "not a Ray head we can use"
         return first_line(exc, 200)
     return None
@@ -100,10 +99,8 @@ def _host_port(address: str, source: str = "--address") -> tuple[str, int]:
 
 
 def _auto_address() -> tuple[str, int]:
-    from ray._private import services
-
     try:
-        found = services.canonicalize_bootstrap_address_or_die("auto")
+        found = private_apis.auto_address()
     except (ConnectionError, ValueError) as exc:
         raise ClusterError(f"--address: 'auto' found no running Ray cluster on this machine ({exc}); expected "
                            "one started with ray start --head, or no --address for a local Ray") from None
@@ -127,24 +124,16 @@ def check_local_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
 
 def _local_cpus() -> int:
     try:
-        from ray._private.utils import get_num_cpus  # what a local Ray will offer (cgroup limits included)
-
-        return int(get_num_cpus())
+        return private_apis.local_ray_cpus()
     except (ImportError, AttributeError):
         return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
 def _loopback_only() -> Iterator[None]:
-    from ray._private import ray_constants
-
-    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False  # for this process: ray was imported before the env changed
-    try:
-        with environment.overridden({_LOOPBACK_ENV: "0"}):  # for the Ray processes this starts
-            yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+    # The environment for the Ray processes this starts; the flag for this process.
+    with environment.overridden({_LOOPBACK_ENV: "0"}), private_apis.ray_cluster_mode_off():
+        yield
 
 
 def start_local_ray(**kwargs) -> None:

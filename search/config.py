@@ -18,9 +18,9 @@ from typing import Any
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from pruners.registry import method_names, method_settings
 from pruners.settings import POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
+from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError
 from trainables.data import DATASETS, parse_normalize
 from trainables.loops import SCHEDULES, total_steps
 from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES

@@ -14,7 +14,7 @@ space's, so trials, MLflow and `search.results.reproduce` see per-layer ratios e
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # The family space's own settings (SearchConfig fields with search=True), sampled as floats.
 FAMILY_SETTINGS = ("family_target", "family_shape")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from search.results.cli_kit import check_writable
 from search.config import ConfigError, SearchConfig, check_against_data
+from search.results.cli_kit import check_writable
 
 CONNECT_TIMEOUT_S = stores.CONNECT_TIMEOUT_S
 SERVER_SCHEMES = ("http", "https")

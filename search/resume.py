@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
 from mlflow_config.secrets import is_redacted, redact, split_userinfo
+from search import private_apis
 from search.config import SECRET_FIELDS, ConfigError, SearchConfig, config_from_dict, config_to_dict, replace
 from trainables.measure import VAL_ACC
 
@@ -130,11 +131,11 @@ def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
         values = None if run is None or run.info.status != "FINISHED" else \
             [run.data.metrics.get(VAL_ACC), run.data.metrics.get(metric)]
         if values and all(v is not None and math.isfinite(v) for v in values):
-            study._storage.set_trial_user_attr(t._trial_id, "mlflow_run_id", run.info.run_id)
+            private_apis.set_frozen_trial_user_attr(study, t, "mlflow_run_id", run.info.run_id)
             study.tell(t.number, values)
             log(f"resume: trial {t.number} had finished in MLflow; told Optuna COMPLETE")
         else:
-            study._storage.set_trial_user_attr(t._trial_id, "failure_reason", INTERRUPTED)
+            private_apis.set_frozen_trial_user_attr(study, t, "failure_reason", INTERRUPTED)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             # skip_if_exists=False: the interrupted trial itself holds these params, and it must run.
             study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from mlflow_config import environment
 from mlflow_config.secrets import redact
-from search.results.cli_kit import run_main
 from search.cluster import ClusterError
 from search.config import SearchConfig, load_config, rewind_points
+from search.results.cli_kit import run_main
 from trainables.data import DataError
 
 
@@ -191,8 +191,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
     from search.results.report import collect_points
     from search.results.ui import ui_base
     from search.space import make_spec, space_fn
-    from search.tune import (VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext,
-                             make_sampler, trial_entry)
+    from search.tune import VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
     from trainables.baseline import normalizer
 
     metric = cfg.objective_metric
@@ -335,8 +334,8 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
 
     from mlflow_config import tracking
     from search.results import report
-    from search.resume import counted_trials, mark_orphans_failed
     from search.results.ui import runs_link, ui_base
+    from search.resume import counted_trials, mark_orphans_failed
 
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     counted = counted_trials(study)

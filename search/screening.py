@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import optuna
 import torch
 
-from pruners.base import PruneContext
-from pruners.layers import prunable_layers
-from pruners.quantize import quantize_int8_
 from pruners.registry import get_pruner
+from search.results.pareto import Point, dominates
 from search.space import SpaceSpec, define_space
 from trainables import compress
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle, Split
-from trainables.loops import batches, evaluate, recalibrate_bn, total_steps
+from trainables.loops import evaluate, recalibrate_bn
+from trainables.trial import int8_for_storage, pruning_context
 from trainables.trial_config import TrialConfig
 
 # The first N val images score a candidate: enough to rank configurations, and seconds each.
@@ -59,26 +59,17 @@ def score(tc: TrialConfig, data: DatasetBundle, baseline: Baseline, val: Split) 
     Raises _TrainsWhilePruning for a method whose pruning trains."""
     norm = normalizer(data, False)
     dense = baseline.build(tc.model, data).eval()
-    recipe = baseline.spec  # lottery's rewind fractions are of the baseline's own step count
 
     def recalibrate(model):
         recalibrate_bn(model, data.train, norm, seed=tc.seed)
 
-    ctx = PruneContext(
-        example_input=norm(data.val.x[:1]),
-        batches=lambda: batches(data.train, tc.batch_size, norm, torch.Generator().manual_seed(tc.seed)),
-        retrain=_no_training, retrain_from=_no_training, rewind_states=dict(baseline.rewind_states),
-        baseline_steps=total_steps(len(data.train), int(recipe["batch_size"]), float(recipe["epochs"])),
-        recalibrate_bn=recalibrate)
+    ctx = pruning_context(tc, data, baseline, norm(data.val.x[:1]), recalibrate, _no_training, _no_training)
     torch.manual_seed(tc.seed)
     result = get_pruner(tc.method)(copy.deepcopy(dense), tc.ratios, tc.settings, ctx)
     model, masks = result.model, dict(result.masks)
     scales = {}
     if tc.finetune.quantize == "int8":
-        names = [f"{n}.weight" for n in prunable_layers(model)]
-        scales = quantize_int8_(model, names)
-        params = dict(model.named_parameters())
-        masks = {n: params[n].detach() != 0 for n in names}
+        scales, masks = int8_for_storage(model)
     # Pruning (and int8) shifts every later activation; the score is for the model with its own
     # statistics, as the screen has no fine-tune to re-learn them.
     recalibrate(model)
@@ -146,8 +137,7 @@ def select(candidates: Sequence[Screened], keep: int) -> list[Screened]:
 
 
 def _dominates(a: Screened, b: Screened) -> bool:
-    return (a.val_acc >= b.val_acc and a.size_bytes <= b.size_bytes
-            and (a.val_acc > b.val_acc or a.size_bytes < b.size_bytes))
+    return dominates(Point("a", a.val_acc, a.size_bytes), Point("b", b.val_acc, b.size_bytes))
 
 
 def rank_correlation(screened: Sequence[dict[str, Any]], trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[float, int]:

@@ -18,9 +18,10 @@ others are set to it (constants), and Optuna's space has no dimension that chang
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import optuna
 import torch

@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import ray
 import torch
 from mlflow.tracking import MlflowClient
-import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from mlflow_config import artifacts, tracking
 from mlflow_config.secrets import redact
+from search import private_apis
 from search.config import SearchConfig
 from search.results.pareto import Point, front
+from trainables.measure import VAL_ACC
 from trainables.trial import run_trial
 from trainables.trial_config import OPTUNA_TRIAL, SPARSITY_PREFIX, TrialConfig
-from trainables.measure import VAL_ACC
-
 
 
 @dataclass(frozen=True)
@@ -107,24 +107,26 @@ class RecordingOptunaSearch(OptunaSearch):
         super()._setup_study(mode)
         # optuna-dashboard labels its axes with these names (otherwise "0" and "1").
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        if self._ot_study is not None and self._ot_study.metric_names != metrics:
+        study = private_apis.searcher_study(self)
+        if study is not None and study.metric_names != metrics:
             with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and stable in use
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self._ot_study.set_metric_names(metrics)
+                study.set_metric_names(metrics)
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if config is not None:
             # Links the Ray trial and its MLflow run to this Optuna trial (resume reconciles on it).
-            config[OPTUNA_TRIAL] = self._ot_trials[trial_id].number
+            config[OPTUNA_TRIAL] = private_apis.searcher_trial(self, trial_id).number
         return config
 
     # (UI base URL, experiment id) for each trial's `mlflow_run` link, shown by optuna-dashboard.
     mlflow_ui: tuple[str, str] | None = None
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and trial_id not in self._completed_trials:
+        ot_trial = private_apis.searcher_trial(self, trial_id)
+        completed = private_apis.searcher_completed(self)
+        if ot_trial is not None and trial_id not in completed:
             ot_trial.set_user_attr("ray_trial_id", trial_id)
             if result and result.get("mlflow_run_id"):
                 ot_trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
@@ -138,8 +140,8 @@ class RecordingOptunaSearch(OptunaSearch):
             if result and any(v is None or not math.isfinite(float(v)) for v in values):
                 reason = result.get("failure_reason") or f"objective missing or not finite: {values}"
                 ot_trial.set_user_attr("failure_reason", reason)
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
-                self._completed_trials.add(trial_id)
+                private_apis.searcher_study(self).tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+                completed.add(trial_id)
                 return
         super().on_trial_complete(trial_id, result=result, error=error)
 

@@ -62,3 +62,12 @@ def test_only_the_design_packages_are_installed():
     assert {pattern.rstrip("*") for pattern in include} == PACKAGES
     top_level = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests", "bench"}
     assert top_level == PACKAGES
+
+
+def test_test_modules_import_no_other_test_module():
+    """Shared fixtures live in conftest.py and shared helpers in plain modules: importing a test_*
+    module runs its collection twice and couples two tests' files."""
+    tests = ROOT / "tests"
+    bad = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[-1].startswith("test_"))
+           for p in sorted(tests.rglob("*.py"))}
+    assert not {k: v for k, v in bad.items() if v}

@@ -24,9 +24,9 @@ from pruners.base import load_weights
 from trainables.checkpoint import check_fits, file_sha256
 from trainables.data import DataError, DatasetBundle, one_line
 from trainables.loops import Normalizer, evaluate, train
+from trainables.measure import TEST_ACC, VAL_ACC
 from trainables.models import build_model
 from trainables.progress import duration, time_left
-from trainables.measure import VAL_ACC, TEST_ACC
 
 
 @dataclass(frozen=True)

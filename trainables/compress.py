@@ -8,7 +8,7 @@ are the same thing. `decode` inverts `encode` exactly.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch

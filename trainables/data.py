@@ -37,7 +37,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
@@ -52,7 +52,7 @@ class DatasetBundle:
     std: tuple[float, ...]
     fingerprint: str  # identifies the exact images, split and normalization, for the baseline cache key
 
-    def to(self, device) -> "DatasetBundle":
+    def to(self, device) -> DatasetBundle:
         """The same data on `device`: a GPU trial moves it once, not once per batch."""
         return DatasetBundle(self.name, self.train.to(device), self.val.to(device), self.test.to(device),
                              self.classes, self.mean, self.std, self.fingerprint)
@@ -192,7 +192,8 @@ def _digits():
 
 def _cifar10(data_dir: Path | None, cache_dir: Path):
     if data_dir is None:
-        raise DataError("--data-dir is required for cifar10 (a torchvision copy, an image-folder tree, or a folder to download into)")
+        raise DataError("--data-dir is required for cifar10 (a torchvision copy, an image-folder tree, "
+                        "or a folder to download into)")
     if (data_dir / "train").is_dir():
         train = _cached_image_folder(data_dir / "train", cache_dir)
         test = _cached_image_folder(data_dir / "test", cache_dir) if (data_dir / "test").is_dir() else None

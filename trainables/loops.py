@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,6 @@ from pruners.base import Distillation
 from pruners.masking import bind_masks
 from pruners.quantize import fake_quantize
 from trainables.data import Split
-
 
 PAD = 4  # pixels of reflect padding before the random crop
 SCHEDULES = ("cosine", "onecycle")

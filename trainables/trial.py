@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 
@@ -20,10 +20,9 @@ from pruners.registry import get_pruner
 from trainables import compress
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle
-from trainables.trial_config import QUANTIZE, TrialConfig
 from trainables.loops import batches, evaluate, recalibrate_bn, total_steps, train
 from trainables.measure import PRUNE_VAL_ACC, TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
-
+from trainables.trial_config import QUANTIZE, TrialConfig
 
 
 @dataclass
@@ -67,22 +66,13 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
         recalibrate_bn(model, data.train, norm_eval, seed=seed, device=device)
 
     recipe = baseline.spec  # the baseline's own training recipe, for lottery's full retraining
-    base_steps = total_steps(len(data.train), int(recipe["batch_size"]), float(recipe["epochs"]))
 
     def retrain_from(model, masks, k):
         train(model, data.train, normalizer(data, bool(recipe["augment"])), epochs=float(recipe["epochs"]),
               lr=float(recipe["lr"]), batch_size=int(recipe["batch_size"]), seed=seed, masks=masks,
               device=device, schedule=str(recipe.get("schedule", "cosine")), start_step=k)
 
-    ctx = PruneContext(
-        example_input=example,
-        batches=lambda: batches(data.train, bs, norm_eval, torch.Generator().manual_seed(seed), device),
-        retrain=fine_tune,
-        retrain_from=retrain_from,
-        baseline_steps=base_steps,
-        rewind_states={k: v for k, v in baseline.rewind_states.items()},
-        recalibrate_bn=recalibrate,
-    )
+    ctx = pruning_context(tc, data, baseline, example, recalibrate, fine_tune, retrain_from, device)
     torch.manual_seed(seed)
     log(f"pruning with {tc.method}")
     result = get_pruner(tc.method)(dense, tc.ratios, tc.settings, ctx)
@@ -97,10 +87,7 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
 
     int8_scales = {}
     if quantize == "int8":
-        int8_scales = quantize_int8_(model, names)
-        params = dict(model.named_parameters())
-        # Rounding can send a tiny kept weight to 0; the stored mask says what is stored.
-        masks = {n: params[n].detach() != 0 for n in names}
+        int8_scales, masks = int8_for_storage(model)
         # The fine-tune's running statistics belong to the float weights; int8 shifts every
         # activation a little, so they are re-estimated for the weights actually stored.
         recalibrate(model)
@@ -164,3 +151,31 @@ def _effective_ratios(sampled: Mapping[str, float], dense, kept_channels, per_la
         else:
             out[name] = 0.0
     return out
+
+
+def pruning_context(tc: TrialConfig, data: DatasetBundle, baseline: Baseline, example: torch.Tensor,
+                    recalibrate, retrain, retrain_from, device: str = "cpu") -> PruneContext:
+    """What a pruner may use, the same for a trial and a screen (search.screening, which passes
+    retrain functions that refuse): unaugmented training batches in a seeded order, the
+    baseline's rewind points and step count, BatchNorm re-estimation."""
+    recipe = baseline.spec
+    norm = normalizer(data, False)
+    return PruneContext(
+        example_input=example,
+        batches=lambda: batches(data.train, tc.batch_size, norm, torch.Generator().manual_seed(tc.seed), device),
+        retrain=retrain,
+        retrain_from=retrain_from,
+        baseline_steps=total_steps(len(data.train), int(recipe["batch_size"]), float(recipe["epochs"])),
+        rewind_states=dict(baseline.rewind_states),
+        recalibrate_bn=recalibrate,
+    )
+
+
+def int8_for_storage(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Rounds every prunable weight to int8 in place: (the per-channel scales, the masks of what
+    is stored). Rounding can send a tiny kept weight to 0, so the masks are re-read from the
+    weights rather than carried over from the pruning."""
+    names = [f"{n}.weight" for n in prunable_layers(model)]
+    scales = quantize_int8_(model, names)
+    params = dict(model.named_parameters())
+    return scales, {n: params[n].detach() != 0 for n in names}

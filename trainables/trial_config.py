@@ -10,8 +10,9 @@ Trial-wide searched settings (`finetune_lr`, `quantize`) are declared like a met
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pruners.registry import get_pruner
 from pruners.settings import Interval, MethodSettings, setting
@@ -52,7 +53,7 @@ class TrialConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_flat(cls, config: Mapping[str, object]) -> "TrialConfig":
+    def from_flat(cls, config: Mapping[str, object]) -> TrialConfig:
         method = str(config["method"])
         trial = config.get(OPTUNA_TRIAL)
         settings_type = get_pruner(method).settings_type

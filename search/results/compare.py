@@ -18,9 +18,10 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from trainables.measure import OBJECTIVES, OBJECTIVE_METRIC, TEST_ACC, VAL_ACC
+from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, add_store_args, fail, open_store
 from search.results.ui import run_link, ui_base
-from search.results.cli_kit import NAME_PATTERN, NAME_RULE, OneLineParser, UsageError, fail, add_store_args, open_store
+from trainables.measure import OBJECTIVE_METRIC, OBJECTIVES, TEST_ACC, VAL_ACC
+
 COLUMNS = ("search", "trials", "front_points", "hypervolume", "hv_at_n", "best_val_acc", "best_test_acc",
            "best_size_ratio", "best_run_id", "parent_run_id")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlflow_config import stores
 from mlflow_config.secrets import redact
-from search.results.cli_kit import fail, DEFAULT_HOME, OneLineParser, UsageError
+from search.results.cli_kit import DEFAULT_HOME, OneLineParser, UsageError, fail
 from search.results.ui import check_host_port
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from search.results.cli_kit import OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
+from search.results.cli_kit import OneLineParser, UsageError, add_data_args, add_store_args, fail, open_store, quiet_progress_bars
 from search.results.reproduce import Trial, load_image_folder, load_trial, trial_threads
 from trainables.data import Split
+from trainables.measure import TEST_ACC, VAL_ACC
 from trainables.progress import Ticker
-from trainables.measure import VAL_ACC, TEST_ACC
 
 
 def build_parser(prog: str = "prune-search evaluate") -> OneLineParser:

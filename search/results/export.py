@@ -16,8 +16,18 @@ from pathlib import Path
 import torch
 from mlflow.exceptions import MlflowException
 
+from search.results.cli_kit import (
+    OneLineParser,
+    UsageError,
+    add_data_args,
+    add_store_args,
+    check_writable,
+    fail,
+    first_line,
+    open_store,
+    quiet_progress_bars,
+)
 from search.results.register import ONNX_PACKAGES, check_name, missing_onnx_packages, register_trial, write_onnx
-from search.results.cli_kit import check_writable, first_line, OneLineParser, UsageError, fail, add_data_args, add_store_args, open_store, quiet_progress_bars
 from search.results.reproduce import Trial, load_trial
 from trainables.progress import step
 

@@ -7,9 +7,9 @@ the dense model's cost at zero accuracy; points costing more than dense add noth
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 HV_REF = (1.0, 0.0)  # (cost ratio, accuracy)
 

@@ -2,8 +2,8 @@
 both shown by MLflow's artifact viewer."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from search.results.pareto import Point, front
 

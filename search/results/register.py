@@ -13,21 +13,20 @@ os.system when loaded.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from mlflow_config import environment
+from mlflow_config import tracking
 from search.results.cli_kit import UsageError
 from search.results.reproduce import Trial
-from trainables.measure import VAL_ACC, TEST_ACC
+from trainables.measure import TEST_ACC, VAL_ACC
+
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 EXAMPLE_IMAGES = 4  # > 1, so the exported graph keeps a dynamic batch dimension
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # export (onnx, onnxscript) and running it (onnxruntime)
@@ -59,14 +58,6 @@ def describe(trial: Trial) -> str:
             f"std {list(d.std)}; output: {d.num_classes} class logits.")
 
 
-@contextlib.contextmanager
-def fluent_tracking_uri(uri: str) -> Iterator[None]:
-    """mlflow.<flavor>.log_model reads the process-global tracking URI, and set_tracking_uri also
-    writes MLFLOW_TRACKING_URI into the environment: both are put back afterwards."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    with environment.restored(("MLFLOW_TRACKING_URI",)), _use_tracking_uri(uri):
-        yield
 
 
 def missing_onnx_packages() -> list[str]:
@@ -106,7 +97,7 @@ def register_trial(trial: Trial, name: str, tracking_uri: str) -> ModelVersion:
         path = Path(tmp) / "model.onnx"
         write_onnx(trial.model, x, path)
         proto = onnx.load(str(path))
-    with fluent_tracking_uri(tracking_uri):
+    with tracking.fluent_tracking_uri(tracking_uri):
         # Created explicitly in the trial's experiment (not the default one), with the trial's params.
         logged = mlflow.initialize_logged_model(name=f"{tags['method']}-pruned", source_run_id=run.info.run_id,
                                                 params=dict(run.data.params), tags=tags,

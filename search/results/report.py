@@ -3,15 +3,15 @@ console table. MLflow is the source of truth, so a resumed search reports every 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import artifacts, tracking
 from search.results.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
 from search.results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
-from trainables.measure import VAL_ACC, TEST_ACC
+from trainables.measure import TEST_ACC, VAL_ACC
 
 FRONT_TABLE = "pareto_table.json"
 TABLE_COLUMNS = ("method", VAL_ACC, TEST_ACC, "size_bytes", "size_ratio", "nonzero_params", "params",

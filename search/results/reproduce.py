@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from mlflow.entities import Run
@@ -23,11 +23,11 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from mlflow_config import artifacts
+from search.results.cli_kit import DEFAULT_HOME, UsageError
 from trainables.data import IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
 from trainables.trial_config import TrialConfig
-from search.results.cli_kit import DEFAULT_HOME, UsageError
 
 KEPT_FILE = f"{artifacts.WEIGHTS_DIR}/{artifacts.KEPT_CHANNELS_FILE}"
 WEIGHTS_PATH = f"{artifacts.WEIGHTS_DIR}/{artifacts.WEIGHTS_FILE}"

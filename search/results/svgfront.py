@@ -13,8 +13,8 @@ drawn hollow on the bottom edge, its accuracy in its tooltip.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 from search.results.pareto import Point, front
 

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from mlflow_config.secrets import redact
-from search.results.cli_kit import DEFAULT_HOME, OneLineParser, UsageError, fail, add_store_args, store_uri
+from search.results.cli_kit import DEFAULT_HOME, OneLineParser, UsageError, add_store_args, fail, store_uri
+
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # MLflow 3.17's UI opens an experiment in the GenAI or the "Model training" view from the URL's
 # workflowType (or the browser's saved toggle), not from the experiment's mlflow.experimentKind tag:

@@ -5,17 +5,17 @@ group and stopped with it."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
+from tests.servers import free_port, stop_group  # noqa: F401 - re-exported to the UI tests
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -26,25 +26,6 @@ BASE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage", "--window-size=1400,900")
 FLAGS = (*BASE_FLAGS, "--virtual-time-budget=8000")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 15) -> None:
-    """The process group we created (start_new_session): the server and its workers."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def require(path: Path) -> Path:

@@ -8,7 +8,8 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from mlflow_config import tracking
-from search.results import cli_kit as cli, evaluate, reproduce
+from search.results import cli_kit as cli
+from search.results import evaluate, reproduce
 
 # torch.save's zip container: ~1.5 KiB fixed (archive header, pickle, version records) plus ~300 B
 # per tensor (zip entry, 64-byte alignment, pickle record), whatever the tensor's size.

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from mlflow_config import tracking
-from search.results import cli_kit as cli, export, reproduce
+from search.results import cli_kit as cli
+from search.results import export, reproduce
 from trainables.models import build_model
 
 ONNX_READY = all(importlib.util.find_spec(p) for p in export.ONNX_PACKAGES)

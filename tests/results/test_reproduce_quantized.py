@@ -7,7 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlflow_config import artifacts, tracking
-from search.results import cli_kit as cli, evaluate, reproduce
+from search.results import cli_kit as cli
+from search.results import evaluate, reproduce
 from tests.conftest import run_small_search
 from trainables.models import build_model
 

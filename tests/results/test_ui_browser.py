@@ -20,8 +20,18 @@ from mlflow.tracking import MlflowClient
 
 from mlflow_config import tracking
 from search.results import ui
-from tests.results.browser import (CHROMIUM, FLAGS, SHOTS, free_port, require, screenshot, selenium_chromium, serve,
-                                  stop_group, wait_for)
+from tests.results.browser import (
+    CHROMIUM,
+    FLAGS,
+    SHOTS,
+    free_port,
+    require,
+    screenshot,
+    selenium_chromium,
+    serve,
+    stop_group,
+    wait_for,
+)
 
 RUN_NAME_CELL = 'div[role="gridcell"][col-id="attributes.`Run Name`"] a[href*="/runs/"]'
 

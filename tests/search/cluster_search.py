@@ -17,7 +17,8 @@ def run(home: str, name: str, budget: int) -> int:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         return main(["--budget", str(budget), *SMALL_SEARCH_ARGS, "--methods", "magnitude,fpgm",
-                     "--finetune-epochs", "30", "--max-concurrent", "2", "--home", home, "--name", name, "--address", cluster.address])
+                     "--finetune-epochs", "30", "--max-concurrent", "2", "--home", home, "--name", name,
+                     "--address", cluster.address])
     finally:
         cluster.shutdown()
 

@@ -22,7 +22,8 @@ def test_concat_into_residual_search_prunes_every_structured_trial(ray_session, 
 
     home = tmp_path / "home"
     code = main(["--budget", "6", "--dataset", "digits", "--baseline-epochs", "3", "--finetune-epochs", "1",
-                 "--model", SPEC, "--methods", "fpgm,taylor,hybrid", "--taylor-granularity", "filter", "--hybrid-filter-ratio", "0.3",
+                 "--model", SPEC, "--methods", "fpgm,taylor,hybrid", "--taylor-granularity", "filter",
+                 "--hybrid-filter-ratio", "0.3",
                  "--home", str(home), "--name", "concat"])
     out = capsys.readouterr().out
     assert code == 0, out[-2000:]

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from tests.search.test_cli_errors import check_rejected, guarded, image_folder  # noqa: F401 - fixtures
-from tests.search.test_byo_model import build
+from tests.search.byo_model import build
+from tests.search.rejection import check_rejected
 
-TINY = Path(__file__).resolve().with_name("test_byo_model.py")
+TINY = Path(__file__).resolve().with_name("byo_model.py")
 SPEC = f"{TINY}:build"
 
 
@@ -148,11 +148,11 @@ def test_factory_gets_num_classes_and_a_file_spec_is_made_absolute(files, monkey
 
 def test_api_turns_a_module_into_its_class_and_a_checkpoint(tmp_path):
     from search import api
-    from tests.search.test_byo_model import TinyNet
+    from tests.search.byo_model import TinyNet
 
     model = TinyNet(10)
     argv = api._model_args(model, tmp_path)
-    assert argv[:2] == ["--model", "tests.search.test_byo_model:TinyNet"]
+    assert argv[:2] == ["--model", "tests.search.byo_model:TinyNet"]
     saved = torch.load(argv[3], weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
 

@@ -2,15 +2,14 @@
 and nothing created: --home as it was, no MLflow run, no Ray started, no data decoded."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 import search.run as run_module
+from tests.search.rejection import PASSWORD, check_rejected
 
 LONG_NAME = "n" * 300
-PASSWORD = "s3cret-pw"
 
 # (argv, what the one line must contain). Placeholders: HOME (the --home given), TMP (a scratch
 # folder), FILE (a plain file in TMP).
@@ -122,45 +121,6 @@ CASES = {
 }
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    if not folder.is_dir():
-        return {}
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
-
-
-@pytest.fixture
-def guarded(monkeypatch, tmp_path):
-    """Fails the test if Ray would start or data be decoded; no GPU, whatever the machine has.
-    Returns the --home folder."""
-    import torch
-
-    from search import cluster
-    from trainables import data
-
-    monkeypatch.setattr(cluster, "start_ray", lambda *a, **k: pytest.fail("Ray started on bad input"))
-    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data decoded on bad input"))
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path / "home"
-
-
-def check_rejected(argv, expected, home, capsys, secret: str = PASSWORD):
-    """Exit 2, one line, in seconds; --home exactly as before (no MLflow or Optuna DB, no cache)."""
-    before = snapshot(home)
-    start = time.monotonic()
-    code = run_module.main([*argv, "--home", str(home)] if "--home" not in argv else argv)
-    took = time.monotonic() - start
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == 2, (code, err[-2000:])
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
-    assert secret not in out + err
-    assert snapshot(home) == before
-    assert took < 20, f"took {took:.1f}s"
-    return took
-
-
 def fill(argv: list[str], tmp_path: Path) -> list[str]:
     (tmp_path / "file").write_text("x")
     subs = {"TMP": str(tmp_path), "FILE": str(tmp_path / "file")}
@@ -227,23 +187,6 @@ def test_sqlite_file_of_another_program_is_not_an_mlflow_store(guarded, capsys):
     con.commit()
     con.close()
     check_rejected([], "without MLflow's tables", guarded, capsys)
-
-
-@pytest.fixture
-def image_folder(tmp_path):
-    from PIL import Image
-
-    def make(classes: list[str], corrupt: int = 0) -> Path:
-        root = tmp_path / "images"
-        for c in classes:
-            (root / "train" / c).mkdir(parents=True)
-            for i in range(4):
-                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / "train" / c / f"{i}.png")
-        for i in range(corrupt):
-            (root / "train" / classes[0] / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-        return root
-
-    return make
 
 
 def test_image_folder_with_one_class_is_rejected_before_decoding(image_folder, guarded, capsys):

@@ -5,14 +5,12 @@ not in the Ray session's logs."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.server
 import os
 import secrets
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +21,8 @@ from mlflow_config import tracking
 from mlflow_config.secrets import redact, split_userinfo
 from search.run import main
 from tests.conftest import SMALL_SEARCH_ARGS
-from tests.search.test_postgres import _free_port, _stop_server, _wait_for_health
+from tests.secrets_leak import command_lines_containing, files_containing
+from tests.servers import free_port, stop_group, wait_for_health
 
 PASSWORD = "pw-Zq81-never-shown"
 
@@ -112,7 +111,7 @@ def auth_server(tmp_path_factory):
     ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{base / 'auth.db'}\n"
                    f"admin_username = alice\nadmin_password = {PASSWORD}\n"
                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    port, log = _free_port(), base / "server.log"
+    port, log = free_port(), base / "server.log"
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}  # the auth app's CSRF key
     for var in ("MLFLOW_TRACKING_URI", *tracking.AUTH_ENV):
@@ -124,47 +123,10 @@ def auth_server(tmp_path_factory):
              "127.0.0.1", "--port", str(port), "--workers", "1"],
             cwd=base, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for_health(f"http://127.0.0.1:{port}", server, log, timeout_s=180)
+        wait_for_health(f"http://127.0.0.1:{port}", server, log, timeout_s=180)
         yield base, port
     finally:
-        _stop_server(server)
-
-
-@contextlib.contextmanager
-def command_lines_containing(secret: str):
-    """Yields a list that fills, while the block runs, with every process command line (polled
-    every 0.2 s) that holds `secret`: what any user of the machine can read with ps."""
-    import psutil
-
-    seen: list[str] = []
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            for proc in psutil.process_iter(["cmdline"]):
-                line = " ".join(proc.info["cmdline"] or [])
-                if secret in line:
-                    seen.append(line[:200])
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield seen
-    finally:
-        done.set()
-        watcher.join(5)
-
-
-def files_containing(root: Path, secret: bytes) -> list[str]:
-    hits = []
-    for p in root.rglob("*"):
-        try:
-            if p.is_file() and p.stat().st_size < 200_000_000 and secret in p.read_bytes():
-                hits.append(str(p))
-        except OSError:
-            pass
-    return hits
+        stop_group(server)
 
 
 @pytest.mark.slow

@@ -102,8 +102,10 @@ def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):
     points = [{"method": "lottery"}, {"method": "fpgm", "finetune_lr": 0.0123}]
     assert run_search(cfg, log=lambda msg: None, points=points) == 0
     client = MlflowClient(digits_search.tracking_uri)
-    parent = client.search_runs([digits_search.experiment_id], filter_string="tags.search = 'digits-points' and tags.role = 'search'")[0]
-    by_trial = {int(r.data.params["optuna_trial"]): r for r in tracking.child_runs(client, digits_search.experiment_id, parent.info.run_id)}
+    parent = client.search_runs([digits_search.experiment_id],
+                                filter_string="tags.search = 'digits-points' and tags.role = 'search'")[0]
+    children = tracking.child_runs(client, digits_search.experiment_id, parent.info.run_id)
+    by_trial = {int(r.data.params["optuna_trial"]): r for r in children}
     assert sorted(by_trial) == [0, 1]
     assert by_trial[0].data.params["method"] == "lottery"
     assert by_trial[1].data.params["method"] == "fpgm" and float(by_trial[1].data.params["finetune_lr"]) == 0.0123

@@ -11,20 +11,16 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SMALL_SEARCH_ARGS
+from tests.servers import free_port, stop_group, tail, wait_for_health
 
 pytestmark = pytest.mark.slow
 NAME, BUDGET = "pg", 4
@@ -47,53 +43,6 @@ def _pg_bin() -> Path | None:
         return Path(found[0]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, n: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def _wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"mlflow server gave no /health within {timeout_s:.0f}s:\n{_tail(log)}")
-
-
-def _stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it forks workers), SIGKILL what is left after 20 s."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +69,7 @@ def pg_stack():
     try:
         subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                         "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"], **run)
-        port = _free_port()
+        port = free_port()
         with open(data / "postgresql.conf", "a") as conf:  # a throwaway instance: speed over durability
             conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{sock}'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
@@ -136,7 +85,7 @@ def pg_stack():
         finally:
             conn.close()
 
-        http_port = _free_port()
+        http_port = free_port()
         artifacts, server_log = base / "mlartifacts", base / "mlflow-server.log"
         tracking_uri = f"http://127.0.0.1:{http_port}"
         stack = PgStack(port, tracking_uri, artifacts)
@@ -151,14 +100,14 @@ def pg_stack():
                 cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         # ~10-15 s on an idle machine (first start runs MLflow's migrations); generous for busy CI.
-        _wait_for_health(tracking_uri, server, server_log, timeout_s=180)
+        wait_for_health(tracking_uri, server, server_log, timeout_s=180)
         yield stack
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"{exc.cmd[len(prefix)]} failed ({exc.returncode}):\n{exc.stdout}\n{exc.stderr}\n"
-                           f"{_tail(pg_log)}") from None
+                           f"{tail(pg_log)}") from None
     finally:
         if server is not None:
-            _stop_server(server)
+            stop_group(server)
         if pg_started:
             subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"],
                            cwd=base, capture_output=True, timeout=120)
@@ -232,7 +181,7 @@ def test_a_postgresql_password_is_nowhere(pg_stack, ray_session, tmp_path, monke
     import sqlalchemy as sa
 
     from search.run import main
-    from tests.search.test_credentials import command_lines_containing, files_containing
+    from tests.secrets_leak import command_lines_containing, files_containing
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     url = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{pg_stack.pg_port}"

@@ -14,11 +14,11 @@ from search import screening
 from search.config import load_config
 from search.screening import Screened
 from search.space import make_spec
+from tests.trainables.helpers import small_digits
 from trainables.baseline import BaselineSpec, get_baseline, normalizer
 from trainables.data import Split
 from trainables.trial import run_trial
 from trainables.trial_config import TrialConfig
-from tests.trainables.helpers import small_digits
 
 SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augment=False, rewind_iters=(0,))
 

@@ -5,11 +5,9 @@ import copy
 
 import pytest
 import torch
-
-from pruners.base import Distillation
 from torch import nn
 
-from pruners.base import PruneContext
+from pruners.base import Distillation, PruneContext
 from pruners.registry import get_pruner
 from tests.trainables.helpers import small_digits
 from trainables import loops

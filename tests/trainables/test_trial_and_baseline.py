@@ -4,16 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.trainables.helpers import CONSTANTS, SPEC, small_digits
 from trainables import compress
-from trainables.baseline import BaselineSpec, get_baseline
+from trainables.baseline import get_baseline
 from trainables.data import DataError
 from trainables.trial import run_trial
 from trainables.trial_config import TrialConfig
-from tests.trainables.helpers import small_digits
-
-SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augment=False, rewind_iters=(0, 5))
-CONSTANTS = {"model": "simplecnn", "finetune_epochs": 1, "batch_size": 64, "seed": 0, "augment": False,
-             "latency_batch": 1, "finetune_lr": 0.01}
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pruners.quantize import fake_quantize
-from tests.trainables.helpers import small_digits
-from tests.trainables.test_trial_and_baseline import CONSTANTS, SPEC
-from trainables import compress, trial as trial_mod
+from tests.trainables.helpers import CONSTANTS, SPEC, small_digits
+from trainables import compress
+from trainables import trial as trial_mod
 from trainables.baseline import get_baseline, normalizer
 from trainables.loops import evaluate, recalibrate_bn, total_steps, train
 from trainables.models import build_model
