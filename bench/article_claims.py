@@ -188,13 +188,15 @@ def _data(home: Path, setting: dict):
 
 def _baseline(home: Path, data, setting: dict, seed: int):
     from pruners.lottery import rewind_iteration
+    from search.results.cli_kit import printed_logs
     from trainables.baseline import BaselineSpec, get_baseline
     from trainables.loops import total_steps
 
     steps = total_steps(len(data.train), 128, setting["baseline_epochs"])
     spec = BaselineSpec("simplecnn", setting["baseline_epochs"], 0.05, 128, seed, True,
                         (0, rewind_iteration(LOTTERY_REWIND, steps)), "onecycle")
-    return get_baseline(spec, data, home, log=print), steps
+    with printed_logs():  # the baseline's progress lines, as a search prints them
+        return get_baseline(spec, data, home), steps
 
 
 def _dense(baseline, data, steps: int) -> dict:

@@ -62,7 +62,7 @@ def prepare(dataset: str, home_root: Path, label: str):
     home = searches.run_home(home_root, f"{label}-{dataset}-{common.stamp()}")
     warm = {"mlflow_db_s": searches.warm_mlflow(home)}
     t0 = time.perf_counter()
-    cfg, data, baseline = searches.load_data_and_baseline(flags, home, log=print)
+    cfg, data, baseline = searches.load_data_and_baseline(flags, home, verbose=True)
     warm["data_and_baseline_s"] = time.perf_counter() - t0
     return flags, home, cfg, data, baseline, warm
 

@@ -183,7 +183,7 @@ def _seed_context(flags: list[str], home: Path) -> dict:
     """Data, baseline and the constants every trial of this seed shares (trains the baseline once)."""
     from trainables import compress
 
-    cfg, data, baseline = searches.load_data_and_baseline(flags, home, log=lambda m: print(m, flush=True))
+    cfg, data, baseline = searches.load_data_and_baseline(flags, home, verbose=True)
     dense = {"val_acc": baseline.metrics["val_acc"], "test_acc": baseline.metrics["test_acc"],
              "size_bytes": compress.size_bytes(compress.encode(baseline.state, {}))}
     return {"cfg": cfg, "data": data, "baseline": baseline, "key": baseline.key, "dense": dense,

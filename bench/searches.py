@@ -126,17 +126,15 @@ def run_search(argv: Sequence[str], home: Path, name: str, log_path: Path | None
 
     from mlflow_config import tracking
     from search.config import load_config
+    from search.results.cli_kit import printed_logs
     from search.run import run_search as product_run_search
 
     cfg = load_config([*argv, "--home", str(home), "--name", name])
     log_path = log_path or (home / "logs" / f"{name}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as fh, contextlib.redirect_stdout(fh):
-        def log(msg: str) -> None:
-            print(msg, file=fh, flush=True)
-
+    with log_path.open("w") as fh, contextlib.redirect_stdout(fh), printed_logs():  # progress lines: to the file
         t0, t0_epoch_ms = time.perf_counter(), time.time() * 1000
-        code = product_run_search(cfg, log=log, points=points)
+        code = product_run_search(cfg, points=points)
         wall = time.perf_counter() - t0
     uri = tracking.resolve_tracking_uri(None, home.resolve())
     client = MlflowClient(uri)
@@ -154,9 +152,11 @@ def run_search(argv: Sequence[str], home: Path, name: str, log_path: Path | None
                         t0_epoch_ms, parent.info.start_time)
 
 
-def load_data_and_baseline(argv: Sequence[str], home: Path, log=lambda m: None):
-    """Exactly the data and baseline a search with these flags uses (same cache, same key)."""
+def load_data_and_baseline(argv: Sequence[str], home: Path, verbose: bool = False):
+    """Exactly the data and baseline a search with these flags uses (same cache, same key);
+    `verbose`: print the baseline's progress lines, as a search does."""
     from search.config import load_config
+    from search.results.cli_kit import printed_logs
     from search.run import baseline_spec
     from trainables.baseline import get_baseline
     from trainables.data import load_dataset
@@ -164,7 +164,8 @@ def load_data_and_baseline(argv: Sequence[str], home: Path, log=lambda m: None):
     cfg = load_config([*argv, "--home", str(home)])
     data = load_dataset(cfg.dataset, cfg.data_dir, home.resolve(), cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset)
-    baseline = get_baseline(baseline_spec(cfg, len(data.train)), data, home.resolve(), log=log)
+    with printed_logs() if verbose else contextlib.nullcontext():
+        baseline = get_baseline(baseline_spec(cfg, len(data.train)), data, home.resolve())
     return cfg, data, baseline
 
 

@@ -42,7 +42,7 @@ def fpgm_prune_(
     return remove_group_channels(model, groups, root_drop, example_input)
 
 
-@register("fpgm", structural=True, masked=False)
+@register("fpgm", structural=True, masked=False, order=2)
 def fpgm(model: nn.Module, ratios: Mapping[str, float], settings: NoSettings, ctx: PruneContext) -> PruneResult:
     pruned = copy.deepcopy(model)
     kept = fpgm_prune_(pruned, ratios, ctx.example_input)

@@ -49,7 +49,7 @@ class HybridSettings(MethodSettings):
                                      "distillation fine-tune) or qat (the fine-tune runs on fake-quantized int8 weights)")
 
 
-@register("hybrid", settings=HybridSettings, structural=True, masked=True)
+@register("hybrid", settings=HybridSettings, structural=True, masked=True, order=4)
 def hybrid(model: nn.Module, ratios: Mapping[str, float], settings: HybridSettings, ctx: PruneContext) -> PruneResult:
     pruned = copy.deepcopy(model)
     # 1. Filters: FPGM on each group's root, the same fraction of every filter layer.

@@ -140,7 +140,7 @@ def run_rounds(
     return pruned, history
 
 
-@register("lottery", settings=LotterySettings)
+@register("lottery", settings=LotterySettings, order=3)
 def lottery(model: nn.Module, ratios: Mapping[str, float], settings: LotterySettings, ctx: PruneContext) -> PruneResult:
     rounds, mode, control = settings.lottery_rounds, settings.lottery_retrain, settings.lottery_control
     k = rewind_iteration(settings.lottery_rewind, ctx.baseline_steps)

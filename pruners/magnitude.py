@@ -30,8 +30,7 @@ SCOPES = ("layer", *GLOBAL_ALLOCATIONS)
 class MagnitudeSettings(MethodSettings):
     magnitude_scope: str = setting("layer", search=("layer", "global"), kind="choice", accepted=SCOPES,
                                    help="magnitude variants: layer (per-layer ratios), global (one threshold), "
-                                   "lamp (Lee et al. 2021) or erk (Evci et al. 2020) allocations of global_sparsity; "
-                                   "a comma-separated list")
+                                   "lamp (Lee et al. 2021) or erk (Evci et al. 2020) allocations of global_sparsity")
     global_sparsity: float = setting(0.5, search=(0.2, 0.95), accepted=RATIO, when=("magnitude_scope", tuple(GLOBAL_ALLOCATIONS)),
                                      help="global magnitude sparsity range (scopes global, lamp, erk)")
 
@@ -44,7 +43,7 @@ def layerwise_magnitude_masks(model: nn.Module, ratios: Mapping[str, float]) -> 
     return layer_masks(weight_scores(model, ratios), ratios)
 
 
-@register("magnitude", settings=MagnitudeSettings)
+@register("magnitude", settings=MagnitudeSettings, order=0)
 def magnitude(model: nn.Module, ratios: Mapping[str, float], settings: MagnitudeSettings, ctx: PruneContext) -> PruneResult:
     pruned = copy.deepcopy(model)
     if settings.magnitude_scope in GLOBAL_ALLOCATIONS:

@@ -45,7 +45,7 @@ def _removes(settings: TaylorSettings) -> tuple[bool, bool]:
     return filters, not filters  # (structural, masked)
 
 
-@register("taylor", settings=TaylorSettings, structural=True, masked=True, removes=_removes)
+@register("taylor", settings=TaylorSettings, structural=True, masked=True, removes=_removes, order=1)
 def taylor(model: nn.Module, ratios: Mapping[str, float], settings: TaylorSettings, ctx: PruneContext) -> PruneResult:
     if ctx.batches is None:
         raise ValueError("taylor needs training batches: PruneContext.batches is None")

@@ -15,8 +15,10 @@ labels 0..K-1, each present in `train`. A Dataset yielding (image, label) works 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,12 +45,19 @@ class SearchResult:
 
 
 def search(model: Callable[..., nn.Module] | nn.Module, train: Data, val: Data, test: Data | None = None,
-           budget: int = 50, log: Callable[[str], None] = print, **settings: Any) -> SearchResult:
+           budget: int = 50, verbose: bool = True, log: Callable[[str], None] | None = None,
+           **settings: Any) -> SearchResult:
     """Run a search on `model` with these splits; `settings` are SearchConfig's fields (the CLI's
     flags with underscores: methods=("fpgm",), finetune_epochs=1, home="runs", normalize="none",
-    ...). Bad input raises ConfigError (the CLI's one line) before anything starts."""
+    ...). Bad input raises ConfigError (the CLI's one line) before anything starts.
+
+    verbose=True prints the command line's progress lines to stdout while it runs; verbose=False
+    prints none of them, and the records still reach the `search` and `trainables` loggers for
+    your own logging configuration. `log` (deprecated, removed in the next release): a callable
+    given each progress line instead of stdout."""
 
     from mlflow_config import tracking
+    from search.results.cli_kit import printed_logs
     from search.run import run_search
 
     home = Path(settings.pop("home", ".prune-search")).expanduser().absolute()
@@ -61,7 +70,12 @@ def search(model: Callable[..., nn.Module] | nn.Module, train: Data, val: Data, 
     argv = ["--budget", str(budget), "--dataset", "imagefolder", "--data-dir", str(data_dir), "--home", str(home),
             "--name", name, *model_args, *_flags(settings)]
     cfg = load_config(argv)
-    code = run_search(cfg, log=log)
+    if log is not None:
+        warnings.warn("api.search(log=...) is deprecated and goes in the next release; use verbose=True (stdout) "
+                      "or verbose=False with your own logging handlers on the 'search' and 'trainables' loggers",
+                      DeprecationWarning, stacklevel=2)
+    with printed_logs(log) if verbose or log is not None else contextlib.nullcontext():
+        code = run_search(cfg)
     uri = tracking.resolve_tracking_uri(cfg.tracking_uri, home)
     client = tracking.client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]

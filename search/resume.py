@@ -17,6 +17,7 @@ left WAITING stay in the study and are asked first. The link between Optuna and 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from mlflow_config.secrets import is_redacted, redact, split_userinfo
 from search import private_apis
 from search.config import SECRET_FIELDS, ConfigError, SearchConfig, config_from_dict, config_to_dict, replace
 from trainables.measure import VAL_ACC
+
+logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the search stopped before this trial finished"
 
@@ -115,7 +118,7 @@ def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in ended if not was_interrupted(t)]
 
 
-def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
+def reconcile(rec: SearchRecord, client: MlflowClient) -> int:
     """Settles trials left RUNNING and enqueues the interrupted ones again; returns how many
     trials the budget already counts (counted_trials)."""
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
@@ -133,13 +136,13 @@ def reconcile(rec: SearchRecord, client: MlflowClient, log=print) -> int:
         if values and all(v is not None and math.isfinite(v) for v in values):
             private_apis.set_frozen_trial_user_attr(study, t, "mlflow_run_id", run.info.run_id)
             study.tell(t.number, values)
-            log(f"resume: trial {t.number} had finished in MLflow; told Optuna COMPLETE")
+            logger.info(f"resume: trial {t.number} had finished in MLflow; told Optuna COMPLETE")
         else:
             private_apis.set_frozen_trial_user_attr(study, t, "failure_reason", INTERRUPTED)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             # skip_if_exists=False: the interrupted trial itself holds these params, and it must run.
             study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
-            log(f"resume: trial {t.number} was interrupted; it runs again with the same parameters")
+            logger.info(f"resume: trial {t.number} was interrupted; it runs again with the same parameters")
     mark_orphans_failed(client, runs)
     return len(counted_trials(study))
 

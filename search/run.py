@@ -8,6 +8,7 @@ behind (one line, exit 2). Once the parent run exists, whatever stops the search
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 from datetime import datetime
@@ -17,13 +18,17 @@ from mlflow_config import environment
 from mlflow_config.secrets import redact
 from search.cluster import ClusterError
 from search.config import SearchConfig, load_config, rewind_points
-from search.results.cli_kit import run_main
+from search.results.cli_kit import printed_logs, run_main
 from trainables.data import DataError
+
+# By name, not __name__: under `python -m search.run` that is "__main__", outside the project's loggers.
+logger = logging.getLogger("search.run")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> int:
-    return run_main(lambda: _naming_the_data_flag(lambda: run_search(load_config(argv, prog))),
-                    usage_errors=(DataError, ClusterError))
+    with printed_logs():  # the progress lines the command prints
+        return run_main(lambda: _naming_the_data_flag(lambda: run_search(load_config(argv, prog))),
+                        usage_errors=(DataError, ClusterError))
 
 
 def _naming_the_data_flag(body):
@@ -37,9 +42,11 @@ def _naming_the_data_flag(body):
         raise DataError(f"--data-dir: {text}") from None
 
 
-def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -> int:
+def run_search(cfg: SearchConfig, points: list[dict] | None = None) -> int:
     """Run (or resume) one search. `points`: Optuna parameter sets to enqueue first, in order,
-    instead of the default seeding (one trial per method, then the article's recipe)."""
+    instead of the default seeding (one trial per method, then the article's recipe). Progress
+    goes to this module's logger and those of trainables (`search.results.cli_kit.printed_logs`
+    prints them, as the command line does)."""
     from mlflow_config import tracking
     from search import preflight
     from search.resume import load_record, with_budget
@@ -50,32 +57,32 @@ def run_search(cfg: SearchConfig, log=print, points: list[dict] | None = None) -
             rec = load_record(home, Path(cfg.resume).name, given=cfg)  # a name, or its Ray storage path
             preflight.check_resume(rec, home, cfg.address, cfg.budget)
             if cfg.budget and cfg.budget != rec.config.budget:
-                log(f"search {rec.name}: budget {rec.config.budget} -> {cfg.budget} trials")
+                logger.info(f"search {rec.name}: budget {rec.config.budget} -> {cfg.budget} trials")
                 rec = with_budget(home, rec, cfg.budget)
-            data, baseline = _prepare(rec.config, home, log)
-            return _run(rec.config, home, data, baseline, log, resume=rec, address=cfg.address)
+            data, baseline = _prepare(rec.config, home)
+            return _run(rec.config, home, data, baseline, resume=rec, address=cfg.address)
         name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
         preflight.check_search(cfg, home, name, tracking.resolve_tracking_uri(cfg.tracking_uri, home))
         if cfg.checkpoint is not None and cfg.rewind_checkpoint is None:
-            log("lottery: left out (it rewinds to early-training weights, which --checkpoint lacks; give the "
-                "model's weights at initialization with --rewind-checkpoint FILE to search it)")
-        data, baseline = _prepare(cfg, home, log)
-        return _run(cfg, home, data, baseline, log, name=name, points=points)
+            logger.info("lottery: left out (it rewinds to early-training weights, which --checkpoint lacks; give the "
+                       "model's weights at initialization with --rewind-checkpoint FILE to search it)")
+        data, baseline = _prepare(cfg, home)
+        return _run(cfg, home, data, baseline, name=name, points=points)
 
 
 def _optuna_url(cfg: SearchConfig, home: Path) -> str:
     return cfg.optuna_storage or f"sqlite:///{home / 'optuna.db'}"
 
 
-def _prepare(cfg: SearchConfig, home: Path, log):
+def _prepare(cfg: SearchConfig, home: Path):
     from trainables.baseline import get_baseline
     from trainables.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset, cfg.image_size, cfg.normalize)
-    log(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
-        f"images {data.in_channels}x{data.image_size}x{data.image_size}")
-    return data, get_baseline(baseline_spec(cfg, len(data.train)), data, home, log=log)
+    logger.info(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
+               f"images {data.in_channels}x{data.image_size}x{data.image_size}")
+    return data, get_baseline(baseline_spec(cfg, len(data.train)), data, home)
 
 
 def baseline_spec(cfg: SearchConfig, n_train: int):
@@ -105,7 +112,7 @@ def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
             "latency_ms": latency_ms(model, example, cfg.latency_batch)}
 
 
-def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = None, resume=None,
+def _run(cfg: SearchConfig, home: Path, data, baseline, name: str | None = None, resume=None,
          address: str | None = None, points: list[dict] | None = None) -> int:
     import ray
 
@@ -139,21 +146,21 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
         finished_before = resume is not None and client.get_run(rec.parent_run_id).info.status == "FINISHED"
         try:
             if done is None:
-                done = reconcile(rec, client, log)
+                done = reconcile(rec, client)
                 client.update_run(rec.parent_run_id, status="RUNNING")
-                log(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
+                logger.info(f"search {rec.name}: resuming with {done} of {cfg.budget} trials done")
             else:
                 tracking.log_params(client, parent, {**cfg.as_params(), "name": name, "baseline_key": baseline.key,
                                                      # search.results.compare: how much one image moves val_acc
                                                      "val_images": len(data.val), "test_images": len(data.test)})
                 tracking.log_metrics(client, parent, {f"baseline_{k}": v for k, v in dense.items()})
                 save_record(home, rec)
-                log(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
-                    f"in experiment {cfg.experiment_name!r}")
+                logger.info(f"search {name}: {cfg.budget} trials of {', '.join(cfg.methods)}; MLflow run {parent} "
+                           f"in experiment {cfg.experiment_name!r}")
             start = time.perf_counter()
             if done < cfg.budget:
-                _tune(cfg, rec, home, data, baseline, dense, done, points, log, fresh=resume is None)
-            return _finish(cfg, rec, client, dense, time.perf_counter() - start, log)
+                _tune(cfg, rec, home, data, baseline, dense, done, points, fresh=resume is None)
+            return _finish(cfg, rec, client, dense, time.perf_counter() - start)
         except BaseException as exc:
             # Whatever stops the search ends its parent run with the reason, never leaves it RUNNING.
             stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
@@ -170,20 +177,20 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, log, name: str | None = 
             ray.shutdown()
 
 
-def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline, log) -> dict[str, float] | None:
+def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline) -> dict[str, float] | None:
     """Per-layer upper bounds from the sensitivity scan (--sensitivity-drop), or None when off."""
     if not cfg.sensitivity_drop:
         return None
     from trainables.sensitivity import get_sensitivity
 
-    sens = get_sensitivity(baseline, cfg.model, data, home, seed=cfg.seed, log=log)
+    sens = get_sensitivity(baseline, cfg.model, data, home, seed=cfg.seed)
     caps = {layer: sens.cap(layer, cfg.sensitivity_drop) for layer in sens.val_acc}
-    log("sensitivity: upper bounds (largest ratio costing <= "
-        f"{cfg.sensitivity_drop:g} val accuracy alone): " + ", ".join(f"{k} {v:g}" for k, v in caps.items()))
+    logger.info("sensitivity: upper bounds (largest ratio costing <= "
+               f"{cfg.sensitivity_drop:g} val accuracy alone): " + ", ".join(f"{k} {v:g}" for k, v in caps.items()))
     return caps
 
 
-def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, fresh: bool = True) -> None:
+def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, fresh: bool = True) -> None:
 
     from ray import tune
 
@@ -196,10 +203,10 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
 
     metric = cfg.objective_metric
     model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
-    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline, log))
-    _report_graph(rec, model, example, log)
+    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline))
+    _report_graph(rec, model, example)
     if fresh and cfg.screen:  # a resume's study already holds what the first start enqueued
-        points = [*(points or []), *_screened_points(cfg, rec, spec, data, baseline, len(points or []), log)]
+        points = [*(points or []), *_screened_points(cfg, rec, spec, data, baseline, len(points or []))]
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
@@ -226,7 +233,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
             name=rec.name if done == 0 else f"{rec.name}-resume-{done}", storage_path=storage, verbose=0,
             # Retries are for workers that died; a trial that raises reports its failure instead.
             failure_config=tune.FailureConfig(max_failures=2),
-            callbacks=[Progress(cfg.budget, metric, dense[metric], log, done=done, points=prior),
+            callbacks=[Progress(cfg.budget, metric, dense[metric], done=done, points=prior),
                        cluster.stop_when_infeasible(cfg.cpus_per_trial, cfg.gpus_per_trial)]))
     # A failed trial reports no objective; without this Tune would abort the whole search.
     try:
@@ -239,7 +246,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, log, f
         raise
 
 
-def _screened_points(cfg, rec, spec, data, baseline, enqueued: int, log) -> list[dict]:
+def _screened_points(cfg, rec, spec, data, baseline, enqueued: int) -> list[dict]:
     """--screen: score random candidates cheaply, keep the best of their front as the first full
     trials (after the default seeding, within the budget's enqueued share of three quarters),
     and record every score in the search's run for the rank correlation at the end."""
@@ -249,19 +256,19 @@ def _screened_points(cfg, rec, spec, data, baseline, enqueued: int, log) -> list
     from search import screening
 
     start = time.perf_counter()
-    candidates = screening.screen(spec, data, baseline, cfg.screen, cfg.seed, log)
+    candidates = screening.screen(spec, data, baseline, cfg.screen, cfg.seed)
     chosen = screening.select(candidates, screening.keep_count(cfg.budget, cfg.screen_keep, enqueued))
     wall = time.perf_counter() - start
     client = tracking.client(rec.tracking_uri)
     log_json(client, rec.parent_run_id, screening.as_records(chosen, candidates), None, SCREEN_FILE)
     tracking.log_metrics(client, rec.parent_run_id, {"screen_scored": len(candidates),
                                                       "screen_enqueued": len(chosen), "screen_wall_s": wall})
-    log(f"screening: {len(candidates)} candidates scored in {wall:.0f}s; the first {len(chosen)} trials "
-        "fine-tune the best of their front")
+    logger.info(f"screening: {len(candidates)} candidates scored in {wall:.0f}s; the first {len(chosen)} trials "
+               "fine-tune the best of their front")
     return [c.params for c in chosen]
 
 
-def _screen_correlation(cfg, rec, client, study, log) -> None:
+def _screen_correlation(cfg, rec, client, study) -> None:
     """How well the screen ranked what it enqueued: Spearman of screened vs fine-tuned val accuracy."""
     if not cfg.screen:
         return
@@ -276,11 +283,11 @@ def _screen_correlation(cfg, rec, client, study, log) -> None:
     rho, pairs = screening.rank_correlation(records["candidates"], study.get_trials(deepcopy=False))
     if pairs >= 3:
         tracking.log_metrics(client, rec.parent_run_id, {"screen_spearman": rho, "screen_pairs": pairs})
-    log(f"screening: rank correlation (Spearman) of screened vs fine-tuned val accuracy over {pairs} trials: "
-        + (f"{rho:.2f}" if pairs >= 3 else "too few to say"))
+    logger.info(f"screening: rank correlation (Spearman) of screened vs fine-tuned val accuracy over {pairs} trials: "
+               + (f"{rho:.2f}" if pairs >= 3 else "too few to say"))
 
 
-def _report_graph(rec, model, example, log) -> None:
+def _report_graph(rec, model, example) -> None:
     """What the dependency graph made of the model, in the log and as tags of the search's run:
     its classifier, and the layers fpgm and hybrid leave dense because it cannot prune them safely."""
 
@@ -289,8 +296,8 @@ def _report_graph(rec, model, example, log) -> None:
 
     plan = layer_plan(model, example)
     dense = "; ".join(f"{n} ({why})" for n, why in plan.dense.items()) or "none"
-    log(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
-        f"left dense by the filter methods (fpgm, filter taylor, hybrid): {dense}")
+    logger.info(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
+               f"left dense by the filter methods (fpgm, filter taylor, hybrid): {dense}")
     client = tracking.client(rec.tracking_uri)
     client.set_tag(rec.parent_run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
     client.set_tag(rec.parent_run_id, "graph_left_dense", ",".join(plan.dense) or "none")
@@ -329,7 +336,7 @@ def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
     return exc
 
 
-def _finish(cfg, rec, client, dense, wall: float, log) -> int:
+def _finish(cfg, rec, client, dense, wall: float) -> int:
     import optuna
 
     from mlflow_config import tracking
@@ -343,8 +350,8 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
     if done < cfg.budget:
         tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"interrupted after {done} of {cfg.budget} trials",
                             killed=True)
-        log(f"\nsearch {rec.name} interrupted: {done} of {cfg.budget} trials done. Resume it with:\n"
-            f"  python -m search.run --home {cfg.home} --resume {rec.name}")
+        logger.warning(f"\nsearch {rec.name} interrupted: {done} of {cfg.budget} trials done. Resume it with:\n"
+                       f"  python -m search.run --home {cfg.home} --resume {rec.name}")
         return 130
     mark_orphans_failed(client, tracking.child_runs(client, rec.experiment_id, rec.parent_run_id))
     failed = [t for t in counted if t.state == optuna.trial.TrialState.FAIL]
@@ -352,26 +359,26 @@ def _finish(cfg, rec, client, dense, wall: float, log) -> int:
         reason, hits = _most_common_failure(failed)
         tracking.log_metrics(client, rec.parent_run_id, {"trials_finished": 0, "trials_failed": len(failed)})
         tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"every trial failed: {reason}")
-        log(f"\nsearch {rec.name}: all {done} trials failed; the most common reason ({hits} of {done}): {reason}")
+        logger.warning(f"\nsearch {rec.name}: all {done} trials failed; the most common reason ({hits} of {done}): {reason}")
         return 1
     _describe_study(study, cfg, rec)
-    _screen_correlation(cfg, rec, client, study, log)
+    _screen_correlation(cfg, rec, client, study)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
-                           f"{cfg.model} on {cfg.dataset}: {rec.name}", log, failed=len(failed))
+                           f"{cfg.model} on {cfg.dataset}: {rec.name}", failed=len(failed))
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})
     tracking.finish_run(client, rec.parent_run_id, ok=True)
-    log(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
+    logger.info(f"\nsearch {rec.name} done in {wall:.0f}s; {len(rows)} Pareto points.")
     if failed:
         reason, hits = _most_common_failure(failed)
-        log(f"{len(failed)} of {done} trials failed (most common, {hits}x: {reason[:200]}); each failed trial's "
-            "reason is its MLflow tag failure_reason")
+        logger.warning(f"{len(failed)} of {done} trials failed (most common, {hits}x: {reason[:200]}); each failed trial's "
+                       "reason is its MLflow tag failure_reason")
     remote = rec.tracking_uri.startswith(("http://", "https://"))
     start = "" if remote else f"  prune-search ui --home {cfg.home}\n"
-    log(f"Look at the results (README: Looking at results):\n{start}"
-        f"  MLflow UI: {runs_link(ui_base(rec.tracking_uri), rec.experiment_id)}\n"
-        f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
-        f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
-        f"prune-search dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
+    logger.info(f"Look at the results (README: Looking at results):\n{start}"
+               f"  MLflow UI: {runs_link(ui_base(rec.tracking_uri), rec.experiment_id)}\n"
+               f"    run {rec.name}: pareto.html (hover the points), pareto_table.json; trials: tags.pareto = 'true'\n"
+               f"  optuna-dashboard (Pareto front, history, hyperparameter importances): "
+               f"prune-search dashboard --home {cfg.home}" + (" --optuna-storage URL" if cfg.optuna_storage else ""))
     return 0
 
 

@@ -16,8 +16,9 @@ then enqueue only the promising ones as full trials (`--screen N --screen-keep K
 from __future__ import annotations
 
 import copy
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ from trainables.data import DatasetBundle, Split
 from trainables.loops import evaluate, recalibrate_bn
 from trainables.trial import int8_for_storage, pruning_context
 from trainables.trial_config import TrialConfig
+
+logger = logging.getLogger(__name__)
 
 # The first N val images score a candidate: enough to rank configurations, and seconds each.
 SCREEN_VAL_IMAGES = 2000
@@ -90,8 +93,7 @@ def sample_candidates(spec: SpaceSpec, n: int, seed: int) -> list[tuple[dict[str
     return out
 
 
-def screen(spec: SpaceSpec, data: DatasetBundle, baseline: Baseline, n: int, seed: int,
-           log: Callable[[str], None] = lambda msg: None) -> list[Screened]:
+def screen(spec: SpaceSpec, data: DatasetBundle, baseline: Baseline, n: int, seed: int) -> list[Screened]:
     """Score n random candidates; the ones a method cannot score cheaply are left out."""
     val = Split(data.val.x[:SCREEN_VAL_IMAGES], data.val.y[:SCREEN_VAL_IMAGES])
     out: list[Screened] = []
@@ -106,9 +108,9 @@ def screen(spec: SpaceSpec, data: DatasetBundle, baseline: Baseline, n: int, see
             continue
         out.append(Screened(params, tc.method, acc, size))
         if i % 10 == 0 or i == n:
-            log(f"screening {i}/{n}: {len(out)} scored, {time.perf_counter() - start:.0f}s")
+            logger.info(f"screening {i}/{n}: {len(out)} scored, {time.perf_counter() - start:.0f}s")
     if skipped:
-        log(f"screening: left {', '.join(sorted(skipped))} to the sampler (its pruning trains)")
+        logger.info(f"screening: left {', '.join(sorted(skipped))} to the sampler (its pruning trains)")
     return out
 
 

@@ -5,6 +5,7 @@ knows nothing of Ray or MLflow), logs params, metrics and artifacts, and reports
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -27,6 +28,8 @@ from search.results.pareto import Point, front
 from trainables.measure import VAL_ACC
 from trainables.trial import run_trial
 from trainables.trial_config import OPTUNA_TRIAL, SPARSITY_PREFIX, TrialConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -185,11 +188,12 @@ def make_sampler(cfg: SearchConfig, trials_before: int = 0) -> optuna.samplers.B
 
 class Progress(tune.Callback):
     """One line per finished trial: i of N, its numbers, the front size so far and the time left.
-    On a resume, `done` and `points` carry the trials finished before, so the counts go on."""
+    On a resume, `done` and `points` carry the trials finished before, so the counts go on.
+    The lines go to this module's logger (on the driver: Tune runs its callbacks there)."""
 
-    def __init__(self, budget: int, objective_metric: str, dense_cost: float, log=print, done: int = 0,
+    def __init__(self, budget: int, objective_metric: str, dense_cost: float, done: int = 0,
                  points: list[Point] | None = None):
-        self.budget, self.metric, self.dense_cost, self.log = budget, objective_metric, dense_cost, log
+        self.budget, self.metric, self.dense_cost = budget, objective_metric, dense_cost
         self.points: list[Point] = list(points or [])
         self.done = self.done_at_start = done
         self.start = time.perf_counter()
@@ -205,18 +209,18 @@ class Progress(tune.Callback):
         r = trial.last_result or {}
         self.done += 1
         if "failure_reason" in r:
-            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {r['failure_reason'][:300]}")
+            logger.info(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {r['failure_reason'][:300]}")
         elif VAL_ACC in r and self.metric in r:
             self.points.append(Point(trial.trial_id, r[VAL_ACC], r[self.metric] / self.dense_cost,
                                      str(trial.config.get("method"))))
-            self.log(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[VAL_ACC]:.4f} "
-                     f"{self.metric}={r[self.metric]:.4g} ({r[self.metric] / self.dense_cost:.1%} of dense) "
-                     f"cost {r.get('cost_s', 0):.1f}s | front: {_count(len(front(self.points)), 'point')} | "
-                     f"{self._timing()}")
+            logger.info(f"[{self.done}/{self.budget}] {trial.config.get('method'):9s} val_acc={r[VAL_ACC]:.4f} "
+                        f"{self.metric}={r[self.metric]:.4g} ({r[self.metric] / self.dense_cost:.1%} of dense) "
+                        f"cost {r.get('cost_s', 0):.1f}s | front: {_count(len(front(self.points)), 'point')} | "
+                        f"{self._timing()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done += 1
-        self.log(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {_error_line(trial)}")
+        logger.info(f"[{self.done}/{self.budget}] {trial.config.get('method')} FAILED: {_error_line(trial)}")
 
 
 def _count(n: int, noun: str) -> str:

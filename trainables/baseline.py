@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,8 @@ from trainables.loops import Normalizer, evaluate, train
 from trainables.measure import TEST_ACC, VAL_ACC
 from trainables.models import build_model
 from trainables.progress import duration, time_left
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class Baseline:
     state: dict[str, torch.Tensor]
     rewind_states: dict[int, dict[str, torch.Tensor]]
     metrics: dict[str, float]
+    spec: BaselineSpec  # the recipe it was trained with (a checkpoint: the recipe it stands in for)
     cached: bool = False
-    spec: dict = field(default_factory=dict)
 
     def build(self, model_name: str, data: DatasetBundle) -> nn.Module:
         model = build_model(model_name, data.in_channels, data.num_classes, data.image_size)
@@ -73,24 +76,24 @@ def normalizer(data: DatasetBundle, augment: bool) -> Normalizer:
     return Normalizer(data.mean, data.std, augment)
 
 
-def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path, log=print) -> Baseline:
+def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path) -> Baseline:
     key = spec.key(data)
     path = cache_dir / "baselines" / f"{key}.pt"
     if path.exists():
         blob = _read_cache(path, spec)
-        log(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
-            f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
-        return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=blob["spec"])
+        logger.info(f"baseline {key}: reusing cached dense model from {path} (no retraining); "
+                   f"val_acc={blob['metrics']['val_acc']:.4f} test_acc={blob['metrics']['test_acc']:.4f}")
+        return Baseline(key, blob["state"], blob["rewind_states"], blob["metrics"], cached=True, spec=spec)
     if spec.checkpoint:
-        baseline = _from_checkpoint(spec, data, key, log)
+        baseline = _from_checkpoint(spec, data, key)
     else:
-        log(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
-            f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
-        baseline = _train_baseline(spec, data, key, log)
+        logger.info(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
+                   f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
+        baseline = _train_baseline(spec, data, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"state": baseline.state, "rewind_states": baseline.rewind_states,
-                "metrics": baseline.metrics, "spec": baseline.spec}, tmp)
+                "metrics": baseline.metrics, "spec": asdict(baseline.spec)}, tmp)
     os.replace(tmp, path)  # atomic: a crash mid-write never leaves a corrupt cache
     return baseline
 
@@ -113,7 +116,7 @@ def _read_cache(path: Path, spec: BaselineSpec) -> dict:
     return blob
 
 
-def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:
+def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str) -> Baseline:
     """The user's trained model as the baseline, its accuracy measured here (a checkpoint
     evaluated with the wrong preprocessing looks broken: the log line shows it before any trial)."""
     model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
@@ -122,13 +125,13 @@ def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> 
     load_weights(model, state)
     plain = normalizer(data, False)
     metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain), "train_s": 0.0}
-    log(f"baseline {key}: dense model from checkpoint {spec.checkpoint}: measured val_acc={metrics[VAL_ACC]:.4f} "
-        f"test_acc={metrics[TEST_ACC]:.4f} (no training; if this looks low, check --normalize and --image-size)")
+    logger.info(f"baseline {key}: dense model from checkpoint {spec.checkpoint}: measured val_acc={metrics[VAL_ACC]:.4f} "
+               f"test_acc={metrics[TEST_ACC]:.4f} (no training; if this looks low, check --normalize and --image-size)")
     return Baseline(key, {k: v.detach().clone() for k, v in state.items()}, rewind, metrics, cached=False,
-                    spec=asdict(spec))
+                    spec=spec)
 
 
-def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> Baseline:
+def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str) -> Baseline:
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
     rewind: dict[int, dict[str, torch.Tensor]] = {}
@@ -143,8 +146,8 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> B
     def report_epoch(epoch: int, epochs: int, loss: float) -> None:
         # Validation accuracy each epoch: a long training shows it is learning, not only alive.
         elapsed = time.perf_counter() - start
-        log(f"baseline {key}: epoch {epoch}/{epochs} loss {loss:.4f} val_acc {evaluate(model, data.val, plain):.4f} "
-            f"({duration(elapsed)}{time_left(elapsed, epoch, epochs)})")
+        logger.info(f"baseline {key}: epoch {epoch}/{epochs} loss {loss:.4f} val_acc {evaluate(model, data.val, plain):.4f} "
+                   f"({duration(elapsed)}{time_left(elapsed, epoch, epochs)})")
 
     train(model, data.train, normalizer(data, spec.augment), epochs=spec.epochs, lr=spec.lr,
           batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point, on_epoch=report_epoch,
@@ -154,7 +157,7 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, log) -> B
         raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")
     metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain),
                "train_s": time.perf_counter() - start}
-    log(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "
-        f"in {metrics['train_s']:.0f}s")
+    logger.info(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "
+               f"in {metrics['train_s']:.0f}s")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return Baseline(key, state, rewind, metrics, cached=False, spec=asdict(spec))
+    return Baseline(key, state, rewind, metrics, cached=False, spec=spec)

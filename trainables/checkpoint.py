@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainables.errors import one_line
+
 NESTED_KEYS = ("state_dict", "model")
 
 
@@ -31,10 +33,9 @@ def load_state(path: Path, flag: str = "--checkpoint") -> dict[str, torch.Tensor
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - not a file, not torch's format, unsafe pickle: one answer
-        text = str(exc).strip().splitlines()
         raise CheckpointError(f"{flag}: {str(path)!r} does not load with torch.load(weights_only=True) "
-                              f"({type(exc).__name__}: {text[0][:160] if text else ''}); expected a state_dict "
-                              "saved with torch.save(model.state_dict(), FILE)") from None
+                              f"({one_line(exc)}); expected a state_dict saved with torch.save(model.state_dict(), "
+                              "FILE)") from None
     for key in NESTED_KEYS:
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
             blob = blob[key]

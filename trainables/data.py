@@ -7,26 +7,20 @@ Ray's object store and never decode anything per epoch.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from trainables.progress import Ticker
+from trainables.errors import DataError
+from trainables.errors import one_line as one_line  # re-exported: baseline.py imports it from here
+from trainables.imagefolder import cached_images, image_files, load_folder, plan_folder
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 DATASETS = ("digits", "cifar10", "imagefolder")
 # Sizes known without decoding anything: scikit-learn's digits, torchvision's CIFAR-10 train split.
 KNOWN_SIZES = {"digits": (1797, [str(c) for c in range(10)]), "cifar10": (50000, [
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])}
-
-
-class DataError(Exception):
-    """Missing or unreadable data; the CLI turns it into one line and exit 2."""
 
 
 @dataclass
@@ -89,8 +83,6 @@ def load_dataset(
     elif name == "cifar10":
         images, labels, classes, test = _cifar10(data_dir, cache_dir)
     elif name == "imagefolder":
-        from trainables.imagefolder import load_folder, plan_folder
-
         if data_dir is None:
             raise DataError("--data-dir is required for imagefolder (DIR/train/<class>/*, optional DIR/val, DIR/test)")
         plan = plan_folder(data_dir, image_size)
@@ -156,8 +148,6 @@ def plan_splits(name: str, data_dir: Path | None, val_fraction: float, test_frac
     """What `load_dataset` will produce, from file names only (an image folder is listed, not
     decoded), so a search can check its settings against the data before anything starts."""
     if name == "imagefolder":
-        from trainables.imagefolder import plan_folder
-
         folder = plan_folder(data_dir, image_size)
         n_val, n_test = len(folder.files.get("val", [])), len(folder.files.get("test", []))
         n = len(folder.files["train"])
@@ -177,10 +167,6 @@ def plan_splits(name: str, data_dir: Path | None, val_fraction: float, test_frac
     return SplitPlan(n_train, n_val, n_test, classes, *shape)
 
 
-def image_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def _digits():
     from sklearn.datasets import load_digits
 
@@ -195,8 +181,8 @@ def _cifar10(data_dir: Path | None, cache_dir: Path):
         raise DataError("--data-dir is required for cifar10 (a torchvision copy, an image-folder tree, "
                         "or a folder to download into)")
     if (data_dir / "train").is_dir():
-        train = _cached_image_folder(data_dir / "train", cache_dir)
-        test = _cached_image_folder(data_dir / "test", cache_dir) if (data_dir / "test").is_dir() else None
+        train = _image_tree(data_dir / "train", cache_dir)
+        test = _image_tree(data_dir / "test", cache_dir) if (data_dir / "test").is_dir() else None
         if test is not None and test[2] != train[2]:
             raise DataError(f"{data_dir}/test classes {test[2]} differ from train classes {train[2]}")
         return train[0], train[1], train[2], None if test is None else (test[0], test[1])
@@ -223,68 +209,15 @@ def _torchvision_cifar10(data_dir: Path):
     return x, y, list(train.classes), to_tensor(test)
 
 
-def _cached_image_folder(root: Path, cache_dir: Path):
+def _image_tree(root: Path, cache_dir: Path):
+    """`root/<class>/*` as (x, y, classes): RGB at the files' size, through imagefolder's one
+    decoder and cache (a folder read as cifar10 and as --dataset imagefolder is decoded once)."""
     files = image_files(root)
     if not files:
         raise DataError(f"no images under {root}: expected {root}/<class>/*.jpg")
-    stats = [(str(p.relative_to(root)), p.stat().st_size) for p in files]
-    key = hashlib.sha256(json.dumps([str(root.resolve()), stats]).encode()).hexdigest()[:16]
-    path = cache_dir / "datasets" / f"{key}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-            return blob["x"], blob["y"], list(blob["classes"])
-        except Exception as exc:  # noqa: BLE001 - unreadable or incomplete: the same to the user
-            raise DataError(f"corrupt dataset cache {path} ({one_line(exc)}); delete it to decode again") from None
-    x, y, classes = _decode_image_folder(root, files)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"x": x, "y": y, "classes": classes}, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves a half cache behind
-    return x, y, classes
-
-
-def one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, short: for one-line CLI errors."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
-def _decode_image_folder(root: Path, files: list[Path]):
     classes = sorted({p.relative_to(root).parts[0] for p in files})
-    index = {c: i for i, c in enumerate(classes)}
-    print(f"decoding {len(files)} images under {root} once (cached afterwards)", flush=True)
-    decoded, bad = [], []
-    ticker = Ticker("  decoded", len(files), stream=sys.stdout)  # with the time left
-    for p in files:
-        try:
-            decoded.append(read_image(p, "RGB"))
-        except DataError as exc:
-            bad.append(str(exc))
-        ticker.update(len(decoded) + len(bad))
-    if bad:  # every corrupt file found in one pass, so one fix round is enough
-        raise DataError(f"{len(bad)} of {len(files)} images under {root} cannot be decoded, e.g. {bad[0]}; "
-                        "expected readable images: delete or replace them")
-    first = decoded[0]
-    x = np.empty((len(files), *first.shape), dtype=np.uint8)
-    y = np.empty(len(files), dtype=np.int64)
-    for i, (p, arr) in enumerate(zip(files, decoded)):
-        if arr.shape != first.shape:
-            raise DataError(f"{p} is {arr.shape[1]}x{arr.shape[0]}, expected {first.shape[1]}x{first.shape[0]} like the rest")
-        x[i], y[i] = arr, index[p.relative_to(root).parts[0]]
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y), classes
-
-
-def read_image(path: Path, mode: str) -> np.ndarray:
-    """Pixels of one image file, H x W (x C); a file that is not a readable image is a DataError
-    naming it (the policy: corrupt images are rejected, never silently skipped)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert(mode))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path} ({one_line(exc)})") from None
+    x, y = cached_images(root, files, classes, 3, 0, cache_dir)
+    return x, y, classes
 
 
 def _split(name, images, labels, classes, test, split_seed, val_fraction, test_fraction, train_subset, given_val=None):

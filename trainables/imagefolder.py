@@ -8,23 +8,37 @@ Channels follow the first training image: grayscale stays one channel, anything 
 and every image is converted to that. `image_size` > 0 resizes every image to a square of that
 side once, when it is decoded (bilinear); 0 keeps the files' size, which must then be the same
 for all. Decoded once, cached under the cache folder, keyed by the files and these settings.
+
+`decode_images` and `cached_images` are the one decoder and the one cache of image folders: the
+cifar10 image-folder tree (trainables.data) uses both and `evaluate --test-dir` the decoder, so a
+folder decodes to the same tensors, and is one cache file, whichever path asks.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from trainables.errors import DataError, one_line
 from trainables.progress import Ticker
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 @dataclass(frozen=True)
@@ -39,8 +53,6 @@ class FolderPlan:
 
 
 def plan_folder(data_dir: Path, image_size: int = 0) -> FolderPlan:
-    from trainables.data import DataError, image_files, one_line
-
     layout = (data_dir / "train").is_dir()
     roots = {s: data_dir / s for s in SPLITS if (data_dir / s).is_dir()} if layout else {"train": data_dir}
     # Images in <class>/ folders only: a stray file beside them has no label.
@@ -68,24 +80,34 @@ def plan_folder(data_dir: Path, image_size: int = 0) -> FolderPlan:
 
 def load_folder(plan: FolderPlan, image_size: int, cache_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Each present split as (uint8 N x C x S x S, int64 labels), decoded once and cached."""
-    index = {c: i for i, c in enumerate(plan.classes)}
-    return {s: _cached(plan.roots[s], plan.files[s], index, plan.in_channels, image_size, cache_dir)
+    return {s: cached_images(plan.roots[s], plan.files[s], plan.classes, plan.in_channels, image_size, cache_dir)
             for s in plan.roots}
 
 
-def _cached(root: Path, files: list[Path], index: dict[str, int], channels: int, size: int, cache_dir: Path):
-    from trainables.data import DataError, one_line
-
+def cache_path(root: Path, files: list[Path], classes: list[str], channels: int, size: int, cache_dir: Path) -> Path:
+    """Everything the tensors depend on, so the same folder decoded the same way is one file,
+    whichever dataset asks. A file's size and mtime stand for its content (hashing every image
+    would cost about as much as decoding it). Caches of the cifar10 image-folder tree written
+    before it shared this key (`datasets/<hash>.pt`, no `folder-` prefix) are decoded once more."""
     stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    blob = json.dumps([str(root.resolve()), stats, sorted(index.items()), channels, size])
-    path = cache_dir / "datasets" / f"folder-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
+    index = sorted({c: i for i, c in enumerate(classes)}.items())
+    blob = json.dumps([str(root.resolve()), stats, index, channels, size])
+    return cache_dir / "datasets" / f"folder-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
+
+
+def cached_images(root: Path, files: list[Path], classes: list[str], channels: int, size: int,
+                  cache_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """`decode_images`, once: later calls read the tensors back from `cache_path`."""
+    path = cache_path(root, files, classes, channels, size, cache_dir)
     if path.exists():
         try:
             cached = torch.load(path, weights_only=True)
             return cached["x"], cached["y"]
         except Exception as exc:  # noqa: BLE001 - unreadable or incomplete: the same to the user
             raise DataError(f"corrupt dataset cache {path} ({one_line(exc)}); delete it to decode again") from None
-    x, y = _decode(root, files, index, channels, size)
+    logger.info(f"decoding {len(files)} images under {root} once (cached afterwards)")
+    ticker = Ticker("  decoded", len(files), stream=sys.stdout)  # with the time left
+    x, y = decode_images(root, files, classes, channels, size, on_image=ticker.update)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"x": x, "y": y}, tmp)
@@ -93,14 +115,14 @@ def _cached(root: Path, files: list[Path], index: dict[str, int], channels: int,
     return x, y
 
 
-def _decode(root: Path, files: list[Path], index: dict[str, int], channels: int, size: int):
+def decode_images(root: Path, files: list[Path], classes: list[str], channels: int, size: int,
+                  on_image: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 N x C x S x S, int64 labels): each file labelled by its first folder under `root` (its
+    index in `classes`), converted to L (channels 1) or RGB, resized to size x size (bilinear) when
+    size > 0; with 0 the files must already be one square size. `on_image(done)` after each file."""
     from PIL import Image
 
-    from trainables.data import DataError, one_line
-
-    print(f"decoding {len(files)} images under {root} once (cached afterwards)", flush=True)
     arrays, bad = [], []
-    ticker = Ticker("  decoded", len(files), stream=sys.stdout)
     for p in files:
         try:
             with Image.open(p) as img:
@@ -110,7 +132,8 @@ def _decode(root: Path, files: list[Path], index: dict[str, int], channels: int,
                 arrays.append(np.asarray(img).reshape(img.size[1], img.size[0], channels))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             bad.append(f"{p} ({one_line(exc)})")
-        ticker.update(len(arrays) + len(bad))
+        if on_image is not None:
+            on_image(len(arrays) + len(bad))
     if bad:  # every corrupt file found in one pass, so one fix round is enough
         raise DataError(f"{len(bad)} of {len(files)} images under {root} cannot be decoded, e.g. {bad[0]}; "
                         "expected readable images: delete or replace them")
@@ -120,6 +143,7 @@ def _decode(root: Path, files: list[Path], index: dict[str, int], channels: int,
         raise DataError(f"{odd} is {arrays[files.index(odd)].shape[1]}x{arrays[files.index(odd)].shape[0]} while "
                         f"{files[0]} is {arrays[0].shape[1]}x{arrays[0].shape[0]}; expected square images of one "
                         "size, or --image-size N to resize them all to NxN")
+    index = {c: i for i, c in enumerate(classes)}
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([index[p.relative_to(root).parts[0]] for p in files], dtype=torch.int64)
     return x, y

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from pruners.masking import apply_masks
 from trainables.baseline import Baseline, normalizer
 from trainables.data import DatasetBundle, Split
 from trainables.loops import evaluate, recalibrate_bn
+
+logger = logging.getLogger(__name__)
 
 SCAN_RATIOS = (0.3, 0.5, 0.7, 0.9, 0.95)
 SCAN_VAL_IMAGES = 2000  # the first N val images: enough to rank layers, and seconds per point
@@ -43,7 +45,7 @@ class Sensitivity:
 
 
 def scan(model: torch.nn.Module, data: DatasetBundle, ratios: tuple[float, ...] = SCAN_RATIOS, seed: int = 0,
-         val_images: int = SCAN_VAL_IMAGES, log: Callable[[str], None] = lambda msg: None) -> Sensitivity:
+         val_images: int = SCAN_VAL_IMAGES) -> Sensitivity:
     """Magnitude-prune each prunable layer alone at each ratio, recalibrate BatchNorm on training
     batches, and evaluate. Works on copies: `model` is never changed."""
     val = Split(data.val.x[:val_images], data.val.y[:val_images])
@@ -60,24 +62,24 @@ def scan(model: torch.nn.Module, data: DatasetBundle, ratios: tuple[float, ...] 
             recalibrate_bn(pruned, data.train, norm_train, seed=seed)
             accs.append(evaluate(pruned, val, norm_eval))
         out[name] = accs
-        log(f"sensitivity: layer {i}/{len(layers)} {name}: val_acc " +
-            " ".join(f"{r:g}:{a:.3f}" for r, a in zip(ratios, accs)))
+        logger.info(f"sensitivity: layer {i}/{len(layers)} {name}: val_acc " +
+                    " ".join(f"{r:g}:{a:.3f}" for r, a in zip(ratios, accs)))
     return Sensitivity(tuple(ratios), dense_acc, out)
 
 
 def get_sensitivity(baseline: Baseline, model_name: str, data: DatasetBundle, cache_dir: Path, seed: int = 0,
-                    ratios: tuple[float, ...] = SCAN_RATIOS, log: Callable[[str], None] = print) -> Sensitivity:
+                    ratios: tuple[float, ...] = SCAN_RATIOS) -> Sensitivity:
     """The scan of this baseline, from the cache when it was made before."""
     settings = {"baseline": baseline.key, "ratios": list(ratios), "seed": seed, "val_images": SCAN_VAL_IMAGES}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / "baselines" / f"{baseline.key}-sensitivity-{key}.json"
     if path.exists():
         blob = json.loads(path.read_text())
-        log(f"sensitivity: reusing the scan cached at {path}")
+        logger.info(f"sensitivity: reusing the scan cached at {path}")
         return Sensitivity(tuple(blob["ratios"]), blob["dense_val_acc"], blob["val_acc"])
-    log(f"sensitivity: scanning each layer alone at ratios {', '.join(f'{r:g}' for r in ratios)} "
-        "(BatchNorm recalibrated, no fine-tune)")
-    result = scan(baseline.build(model_name, data), data, ratios, seed, log=log)
+    logger.info(f"sensitivity: scanning each layer alone at ratios {', '.join(f'{r:g}' for r in ratios)} "
+                "(BatchNorm recalibrated, no fine-tune)")
+    result = scan(baseline.build(model_name, data), data, ratios, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(asdict(result)))

@@ -7,6 +7,7 @@ Optuna, Ray Tune and MLflow share (`method`, `sparsity.<layer>`, `taylor_batches
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from trainables.data import DatasetBundle
 from trainables.loops import batches, evaluate, recalibrate_bn, total_steps, train
 from trainables.measure import PRUNE_VAL_ACC, TEST_ACC, VAL_ACC, count_flops, count_nonzero, count_params, latency_ms
 from trainables.trial_config import QUANTIZE, TrialConfig
+
+# DEBUG, not INFO: a trial runs in a Ray worker, whose output Ray forwards to the driver's console;
+# the console shows one line per trial (search.tune.Progress), not each trial's steps.
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,7 +48,7 @@ class TrialOutcome:
 
 
 def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
-              device: str = "cpu", log=lambda msg: None) -> TrialOutcome:
+              device: str = "cpu") -> TrialOutcome:
     start = time.perf_counter()
     if device != "cpu":
         data = data.to(device)  # once per trial; batches are then sliced on the device
@@ -68,21 +73,21 @@ def run_trial(tc: TrialConfig, data: DatasetBundle, baseline: Baseline,
     recipe = baseline.spec  # the baseline's own training recipe, for lottery's full retraining
 
     def retrain_from(model, masks, k):
-        train(model, data.train, normalizer(data, bool(recipe["augment"])), epochs=float(recipe["epochs"]),
-              lr=float(recipe["lr"]), batch_size=int(recipe["batch_size"]), seed=seed, masks=masks,
-              device=device, schedule=str(recipe.get("schedule", "cosine")), start_step=k)
+        train(model, data.train, normalizer(data, recipe.augment), epochs=recipe.epochs, lr=recipe.lr,
+              batch_size=recipe.batch_size, seed=seed, masks=masks, device=device, schedule=recipe.schedule,
+              start_step=k)
 
     ctx = pruning_context(tc, data, baseline, example, recalibrate, fine_tune, retrain_from, device)
     torch.manual_seed(seed)
-    log(f"pruning with {tc.method}")
+    logger.debug(f"pruning with {tc.method}")
     result = get_pruner(tc.method)(dense, tc.ratios, tc.settings, ctx)
     for note in result.notes:
-        log(f"note: {note}")
+        logger.debug(f"note: {note}")
     model, masks = result.model.to(device), dict(result.masks)
     prune_val_acc = evaluate_pruned(model, data, norm_eval, recalibrate if result.kept_channels else None, device)
     names = [f"{n}.weight" for n in prunable_layers(model)]
     if not result.trained:
-        log(f"fine-tuning {epochs} epochs")
+        logger.debug(f"fine-tuning {epochs} epochs")
         fine_tune(model, masks, result.distill, fake_quant=names if quantize == "int8" and result.qat else ())
 
     int8_scales = {}
@@ -165,7 +170,7 @@ def pruning_context(tc: TrialConfig, data: DatasetBundle, baseline: Baseline, ex
         batches=lambda: batches(data.train, tc.batch_size, norm, torch.Generator().manual_seed(tc.seed), device),
         retrain=retrain,
         retrain_from=retrain_from,
-        baseline_steps=total_steps(len(data.train), int(recipe["batch_size"]), float(recipe["epochs"])),
+        baseline_steps=total_steps(len(data.train), recipe.batch_size, recipe.epochs),
         rewind_states=dict(baseline.rewind_states),
         recalibrate_bn=recalibrate,
     )

@@ -5,11 +5,13 @@ flag reads the same everywhere: one `error:` line naming the value, exit 2, noth
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -56,6 +58,47 @@ def run_main(body: Callable[[], int], usage_errors: tuple[type[BaseException], .
         return body()
     except (UsageError, tracking.TrackingError, *usage_errors) as exc:
         return fail(exc)
+
+
+# The project's top-level loggers: each module logs to logging.getLogger(__name__) below them.
+PROJECT_LOGGERS = ("search", "trainables", "pruners", "mlflow_config")
+
+
+class _LineHandler(logging.Handler):
+    """Each record as its bare message, one line to `write` (default: print to the current stdout)."""
+
+    def __init__(self, write: Callable[[str], None] | None = None):
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self.write = write or (lambda line: print(line, flush=True))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's convention: a failing handler never raises
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def printed_logs(write: Callable[[str], None] | None = None) -> Iterator[logging.Handler]:
+    """For the duration of a command: the project's log records (INFO and up) printed to stdout as
+    bare messages, the lines the CLI shows; removed afterwards. A project logger left at its
+    default level is raised to INFO meanwhile; one a user set (logging.getLogger("trainables")
+    .setLevel(logging.WARNING)) keeps its level. `write`: another destination for the lines."""
+    handler = _LineHandler(write)
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    raised = [lg for lg in loggers if lg.level == logging.NOTSET and lg.getEffectiveLevel() > logging.INFO]
+    for lg in loggers:
+        lg.addHandler(handler)
+    for lg in raised:
+        lg.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+        for lg in raised:
+            lg.setLevel(logging.NOTSET)
 
 
 def quiet_progress_bars() -> None:

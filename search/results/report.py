@@ -2,8 +2,8 @@
 console table. MLflow is the source of truth, so a resumed search reports every trial."""
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -12,6 +12,8 @@ from mlflow_config import artifacts, tracking
 from search.results.pareto import Point, format_table, front, hypervolume, hypervolume_curve, write_csv
 from search.results.plots import plot_fronts_html, plot_fronts_png, plot_hypervolume_png
 from trainables.measure import TEST_ACC, VAL_ACC
+
+logger = logging.getLogger(__name__)
 
 FRONT_TABLE = "pareto_table.json"
 TABLE_COLUMNS = ("method", VAL_ACC, TEST_ACC, "size_bytes", "size_ratio", "nonzero_params", "params",
@@ -29,9 +31,10 @@ def collect_points(runs, metric: str, dense_cost: float) -> list[Point]:
 
 
 def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str, dense: dict[str, float],
-             title: str, log: Callable[[str], None] = print, failed: int | None = None) -> list[dict]:
-    """Tags the front, logs the summary, table and plots to the search's run. `failed`: the
-    failed trials the budget counts (Optuna's; default: the FAILED child runs)."""
+             title: str, failed: int | None = None) -> list[dict]:
+    """Tags the front, logs the summary, table and plots to the search's run, and the summary and
+    table to this module's logger. `failed`: the failed trials the budget counts (Optuna's;
+    default: the FAILED child runs)."""
     runs = tracking.child_runs(client, experiment_id, parent_run_id)
     dense_cost = dense[metric]
     points = collect_points(runs, metric, dense_cost)
@@ -69,9 +72,9 @@ def finalize(client: MlflowClient, experiment_id: str, parent_run_id: str, metri
     log_front_table(client, parent_run_id, rows, by_id)
     tracking.set_tags(client, parent_run_id, {"mlflow.note.content": front_markdown(rows, by_id, experiment_id,
                                                                                       dense, metric)})
-    log(f"\nPareto front ({len(rows)} of {len(points)} finished trials, {failed} failed; "
-        f"hypervolume {summary['hypervolume']:.4f}):")
-    log(format_table(rows, TABLE_COLUMNS))
+    logger.info(f"\nPareto front ({len(rows)} of {len(points)} finished trials, {failed} failed; "
+                f"hypervolume {summary['hypervolume']:.4f}):")
+    logger.info(format_table(rows, TABLE_COLUMNS))
     return rows
 
 

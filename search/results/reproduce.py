@@ -24,7 +24,7 @@ from torch import nn
 
 from mlflow_config import artifacts
 from search.results.cli_kit import DEFAULT_HOME, UsageError
-from trainables.data import IMAGE_SUFFIXES, DataError, DatasetBundle, Split, one_line
+from trainables.data import DataError, DatasetBundle, Split
 from trainables.loops import Normalizer
 from trainables.progress import Ticker
 from trainables.trial_config import TrialConfig
@@ -159,9 +159,12 @@ def trial_threads(parent: Run) -> Iterator[None]:
 
 
 def load_image_folder(root: Path, data: DatasetBundle) -> Split:
-    """An image-folder tree `<class>/*.png|jpg` with (a subset of) the trial's classes, decoded
-    to the trial's channels and size, labelled by class NAME so folder order does not matter."""
+    """An image-folder tree `<class>/*.png|jpg` with (a subset of) the trial's classes, decoded like
+    the trial's images (trainables.imagefolder.decode_images) to its channels, labelled by class NAME
+    so folder order does not matter. Not resized, not cached: each image must be the trial's size."""
     from PIL import Image
+
+    from trainables.imagefolder import IMAGE_SUFFIXES, decode_images
 
     if not root.is_dir():
         raise ReproduceError(f"--test-dir: {str(root)!r} is not an existing folder; expected <class>/*.jpg images")
@@ -172,19 +175,15 @@ def load_image_folder(root: Path, data: DatasetBundle) -> Split:
     if unknown:
         raise ReproduceError(f"--test-dir: class folder(s) {unknown} are not classes of the trial; "
                              f"expected folders named {data.classes}")
-    mode, size = ("L" if data.in_channels == 1 else "RGB"), data.image_size
-    xs = []
-    ticker = Ticker(f"decoding {root}", len(files))
-    for p in files:
-        try:
-            with Image.open(p) as img:
-                if img.size != (size, size):
-                    raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
-                xs.append(torch.frombuffer(bytearray(img.convert(mode).tobytes()), dtype=torch.uint8))
-        except (OSError, SyntaxError, ValueError) as exc:  # corrupt images are rejected, named (README)
-            raise ReproduceError(f"--test-dir: {p} cannot be decoded ({one_line(exc)}); expected readable "
-                                 "images: delete or replace it") from None
-        ticker.update(len(xs))
-    x = torch.stack(xs).view(len(files), size, size, data.in_channels).permute(0, 3, 1, 2).contiguous()
-    y = torch.tensor([data.classes.index(p.parent.name) for p in files], dtype=torch.int64)
+    size = data.image_size
+    for p in files:  # headers only: a wrong size is named before anything is decoded
+        # A file that does not open is left to decode_images, which names every such file at once.
+        with contextlib.suppress(OSError, SyntaxError, ValueError, Image.DecompressionBombError), Image.open(p) as img:
+            if img.size != (size, size):
+                raise ReproduceError(f"--test-dir: {p} is {img.size[0]}x{img.size[1]}; expected {size}x{size}")
+    try:
+        x, y = decode_images(root, files, data.classes, data.in_channels, 0,
+                             on_image=Ticker(f"decoding {root}", len(files)).update)
+    except DataError as exc:  # corrupt images are rejected, named (README)
+        raise ReproduceError(f"--test-dir: {exc}") from None
     return Split(x, y)

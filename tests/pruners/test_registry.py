@@ -48,3 +48,28 @@ def test_a_pruner_refuses_bad_settings_before_pruning():
         get_pruner("hybrid")(model, {"0": 0.5}, {"hybrid_filter_ratio": 0.9}, None)
     with pytest.raises(ValueError, match="hybrid_quant 'int4' is not accepted; expected one of ptq, qat"):
         get_pruner("hybrid")(model, {"0": 0.5}, {"hybrid_quant": "int4"}, None)
+
+
+def test_every_register_in_the_package_is_found_without_a_list():
+    """A new method is one file with @register: the registry imports every module itself."""
+    import ast
+    from pathlib import Path
+
+    from pruners.registry import method_names
+
+    declared = set()
+    for path in Path(__file__).resolve().parents[2].joinpath("pruners").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                declared.add(node.args[0].value)
+    assert declared == set(method_names())
+
+
+def test_method_order_does_not_depend_on_import_order():
+    import subprocess
+    import sys
+
+    code = "import pruners.hybrid, pruners.fpgm; from pruners.registry import method_names; print(method_names())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "['magnitude', 'taylor', 'fpgm', 'lottery', 'hybrid']"

@@ -100,7 +100,8 @@ def test_corrupt_image_in_test_dir_is_named(digits_search, tmp_path, capsys):
                           str(tmp_path / "test-dir"), *store_args(digits_search)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith(f"error: --test-dir: {folder / 'bad.png'} cannot be decoded"), err
+    assert err[0].startswith(f"error: --test-dir: 1 of 2 images under {folder.parent} cannot be decoded, e.g. "
+                             f"{folder / 'bad.png'} ("), err
 
 
 @pytest.mark.parametrize("argv,expected", [

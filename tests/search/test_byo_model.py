@@ -21,6 +21,7 @@ METHODS = ("magnitude", "taylor", "fpgm", "lottery", "hybrid")
 @pytest.fixture(scope="module")
 def byo(tmp_path_factory, ray_session):
     from search.config import load_config
+    from search.results.cli_kit import printed_logs
     from search.run import run_search
 
     root = tmp_path_factory.mktemp("byo")
@@ -31,7 +32,8 @@ def byo(tmp_path_factory, ray_session):
                        "--model", SPEC, "--checkpoint", str(root / "trained.pt"), "--rewind-checkpoint",
                        str(root / "init.pt"), "--finetune-epochs", "1", "--home", str(home), "--name", "byo"])
     lines: list[str] = []
-    code = run_search(cfg, log=lines.append, points=[{"method": m} for m in METHODS])
+    with printed_logs(lines.append):  # the lines the command line prints
+        code = run_search(cfg, points=[{"method": m} for m in METHODS])
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     parent = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                 filter_string="tags.search = 'byo' and tags.role = 'search'")[0]
@@ -160,15 +162,17 @@ def digits_tensors(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y  # floats in [0, 1], N x 1 x 8 x 8
 
 
-def test_python_api_searches_and_loads_a_point(tmp_path, ray_session):
+def test_python_api_searches_and_loads_a_point(tmp_path, ray_session, capsys):
     from search import api
 
     data_dir = write_digits_folder(tmp_path / "digits")
     home = tmp_path / "home"
     result = api.search(model=build, train=digits_tensors(data_dir / "train"), val=digits_tensors(data_dir / "val"),
                         budget=2, methods=("hybrid",), baseline_epochs=2, finetune_epochs=1, normalize="none",
-                        home=home, name="api", log=lambda line: None)
+                        home=home, name="api", verbose=False)
     assert result.exit_code == 0 and result.front
+    out = capsys.readouterr().out  # verbose=False: none of the search's own lines (Ray Tune prints its header)
+    assert not [ln for ln in out.splitlines() if ln.startswith(("data:", "baseline ", "search api", "[1/", "Pareto"))], out
     client = MlflowClient(result.tracking_uri)
     parent = client.get_run(result.parent_run_id)
     assert parent.data.params["model"] == f"{__name__}:build"  # the CLI's records: the factory spec, the data

@@ -25,3 +25,55 @@ def test_searched_settings_are_named_like_their_optuna_params():
     assert {"finetune_lr", "taylor_batches", "lottery_rounds", "lottery_rewind", "hybrid_filter_ratio",
             "hybrid_temperature", "hybrid_alpha", "schedule_start"} <= names
     assert all(hasattr(SearchConfig, n) for n in names)
+
+
+# ---- validation is driven by the declared `accepted` of each field ------------------------------
+
+def _declared():
+    from dataclasses import fields
+
+    return [f for f in fields(SearchConfig) if f.metadata.get("accepted") is not None]
+
+
+def _outside(annotation: str, accepted) -> str:
+    """A value the declaration refuses, written as a user would."""
+    if isinstance(accepted, tuple):
+        return "bogus"
+    import math
+
+    below = accepted.lo - 1 if not accepted.lo_open else accepted.lo
+    value = below if math.isfinite(below) else accepted.hi + 1
+    text = str(int(value)) if float(value).is_integer() else repr(value)
+    return f"{text},{text}" if annotation in ("Range", "IntRange") else text
+
+
+def test_every_number_of_the_search_declares_what_it_accepts():
+    """No numeric setting escapes validation: each has an interval (or is a searched setting,
+    declared next to its method)."""
+    from dataclasses import fields
+
+    numeric = [f.name for f in fields(SearchConfig) if str(f.type) in ("int", "float", "Range", "IntRange")]
+    undeclared = [n for n in numeric if f_meta(n).get("accepted") is None and f_meta(n).get("spec") is None]
+    assert not undeclared
+
+
+def f_meta(name: str) -> dict:
+    from dataclasses import fields
+
+    return dict(next(f for f in fields(SearchConfig) if f.name == name).metadata)
+
+
+def test_each_declared_constraint_rejects_a_value_outside_it_naming_the_flag():
+    import pytest
+
+    from search.config import ConfigError
+
+    checked = 0
+    for f in _declared():
+        value = _outside(str(f.type), f.metadata["accepted"])
+        flag = "--" + f.name.replace("_", "-")
+        with pytest.raises(ConfigError) as err:
+            load_config([f"{flag}={value}"])
+        assert str(err.value).startswith(f"{flag}: ") and "is not accepted; expected" in str(err.value), str(err.value)
+        checked += 1
+    assert checked >= 25

@@ -100,7 +100,7 @@ def test_points_given_to_run_search_are_enqueued_first_in_order(digits_search):
     cfg = load_config(["--budget", "2", "--max-concurrent", "1", *SMALL_SEARCH_ARGS,
                        "--home", str(digits_search.home), "--name", "digits-points"])
     points = [{"method": "lottery"}, {"method": "fpgm", "finetune_lr": 0.0123}]
-    assert run_search(cfg, log=lambda msg: None, points=points) == 0
+    assert run_search(cfg, points=points) == 0
     client = MlflowClient(digits_search.tracking_uri)
     parent = client.search_runs([digits_search.experiment_id],
                                 filter_string="tags.search = 'digits-points' and tags.role = 'search'")[0]

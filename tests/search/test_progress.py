@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from search.results.cli_kit import printed_logs
 from search.results.pareto import Point
 from search.tune import Progress
 
@@ -14,9 +15,9 @@ def _trial(i: int, acc: float, size: float, method: str = "magnitude"):
 
 def _run(progress: Progress, trials) -> list[str]:
     lines: list[str] = []
-    progress.log = lines.append
-    for t in trials:
-        progress.on_trial_complete(0, [], t)
+    with printed_logs(lines.append):  # the lines the command line prints
+        for t in trials:
+            progress.on_trial_complete(0, [], t)
     return lines
 
 

@@ -26,7 +26,7 @@ SPEC = BaselineSpec("simplecnn", epochs=2, lr=0.05, batch_size=64, seed=0, augme
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     data = small_digits()
-    baseline = get_baseline(SPEC, data, tmp_path_factory.mktemp("cache"), log=lambda m: None)
+    baseline = get_baseline(SPEC, data, tmp_path_factory.mktemp("cache"))
     return data, baseline
 
 

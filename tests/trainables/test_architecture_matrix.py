@@ -7,7 +7,6 @@ smaller unless the dependency graph reported every filter layer dense; and what 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def baseline(arch: str) -> tuple[str, Baseline]:
     dense = architectures.build(arch).eval()
     recipe = BaselineSpec(spec, epochs=1, lr=0.01, batch_size=8, seed=0, augment=False, rewind_iters=())
     state = {k: v.detach().clone() for k, v in dense.state_dict().items()}
-    return spec, Baseline("matrix", state, {}, {}, spec=asdict(recipe))
+    return spec, Baseline("matrix", state, {}, {}, spec=recipe)
 
 
 def run_and_check(arch: str, method: str) -> tuple[float, int]:

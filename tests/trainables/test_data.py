@@ -25,14 +25,16 @@ def test_digits_splits_are_disjoint_and_sized(tmp_path):
     assert d.num_classes == 10
 
 
-def test_image_folder_is_decoded_once_then_read_from_cache(tmp_path, capsys):
+def test_image_folder_is_decoded_once_then_read_from_cache(tmp_path, caplog):
+    caplog.set_level("INFO", logger="trainables")
     write_tree(tmp_path / "data" / "train")
     write_tree(tmp_path / "data" / "test", per_class=2)
     a = load_dataset("cifar10", tmp_path / "data", tmp_path / "home", 0, 0.2, 0.2)
-    assert "decoding 18 images" in capsys.readouterr().out
+    assert "decoding 18 images" in caplog.text
     assert a.classes == ["cat", "dog", "emu"] and len(a.test) == 6  # the given test/ tree is the test split
+    caplog.clear()
     b = load_dataset("cifar10", tmp_path / "data", tmp_path / "home", 0, 0.2, 0.2)
-    assert "decoding" not in capsys.readouterr().out
+    assert "decoding" not in caplog.text
     assert torch.equal(a.train.x, b.train.x) and a.fingerprint == b.fingerprint
 
 

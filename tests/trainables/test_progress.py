@@ -3,6 +3,7 @@ a quick step; the dense baseline prints one line per epoch."""
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 from tests.trainables.helpers import small_digits
@@ -55,10 +56,11 @@ def test_durations_read_at_a_glance():
     assert [duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m05s", "1h02m"]
 
 
-def test_baseline_training_prints_each_epoch_with_loss_val_accuracy_and_time_left(tmp_path):
+def test_baseline_training_prints_each_epoch_with_loss_val_accuracy_and_time_left(tmp_path, caplog):
     spec = BaselineSpec("simplecnn", epochs=3, lr=0.05, batch_size=64, seed=0, augment=False)
-    lines: list[str] = []
-    get_baseline(spec, small_digits(), tmp_path, log=lines.append)
+    caplog.set_level(logging.INFO, logger="trainables.baseline")
+    get_baseline(spec, small_digits(), tmp_path)
+    lines = caplog.messages
     epochs = [m for m in lines if ": epoch " in m]
     assert [re.search(r"epoch (\d+/\d+)", m).group(1) for m in epochs] == ["1/3", "2/3", "3/3"]
     assert all(re.search(r"loss \d+\.\d{4} val_acc [01]\.\d{4} \(", m) for m in epochs), epochs

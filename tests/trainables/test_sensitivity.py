@@ -26,7 +26,7 @@ RATIOS = (0.5, 0.9)
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
-    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"))
 
 
 def test_each_point_is_that_layer_alone_pruned_and_the_model_is_untouched(baseline):
@@ -48,15 +48,15 @@ def test_each_point_is_that_layer_alone_pruned_and_the_model_is_untouched(baseli
 
 def test_the_scan_is_reused_from_the_cache(baseline, tmp_path, monkeypatch):
     data = small_digits()
-    first = get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=RATIOS, log=lambda m: None)
+    first = get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=RATIOS)
 
     def no_rescan(*args, **kwargs):
         raise AssertionError("scanned again instead of reading the cache")
 
     monkeypatch.setattr(sensitivity, "scan", no_rescan)
-    assert get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=RATIOS, log=lambda m: None) == first
+    assert get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=RATIOS) == first
     with pytest.raises(AssertionError, match="scanned again"):  # other ratios: another cache entry
-        get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=(0.3,), log=lambda m: None)
+        get_sensitivity(baseline, "simplecnn", data, tmp_path, ratios=(0.3,))
 
 
 def test_cap_is_the_largest_ratio_within_the_allowed_drop():

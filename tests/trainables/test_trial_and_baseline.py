@@ -1,6 +1,8 @@
 """One real trial on digits: exact per-layer sparsity, honest counts; the baseline cache."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -14,7 +16,7 @@ from trainables.trial_config import TrialConfig
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
-    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"))
 
 
 def test_magnitude_trial_hits_each_requested_ratio_to_one_weight(baseline):
@@ -45,15 +47,15 @@ def test_trial_is_reproducible_for_a_seed(baseline):
         assert torch.equal(a.encoded[k], b.encoded[k])
 
 
-def test_second_request_reuses_the_cached_baseline_without_training(tmp_path, monkeypatch):
-    logs = []
-    first = get_baseline(SPEC, small_digits(), tmp_path, log=logs.append)
+def test_second_request_reuses_the_cached_baseline_without_training(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="trainables")
+    first = get_baseline(SPEC, small_digits(), tmp_path)
     import trainables.baseline as mod
 
     monkeypatch.setattr(mod, "train", lambda *a, **k: pytest.fail("retrained a cached baseline"))
-    second = get_baseline(SPEC, small_digits(), tmp_path, log=logs.append)
+    second = get_baseline(SPEC, small_digits(), tmp_path)
     assert second.cached and not first.cached
-    assert any("reusing cached" in m for m in logs)
+    assert any("reusing cached" in m for m in caplog.messages)
     assert set(second.rewind_states) == {0, 5}
     for k, v in first.state.items():
         assert torch.equal(v, second.state[k])
@@ -64,7 +66,7 @@ def test_corrupt_baseline_cache_is_one_clear_error(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a torch file")
     with pytest.raises(DataError, match="corrupt baseline cache .* delete it"):
-        get_baseline(SPEC, small_digits(), tmp_path, log=lambda m: None)
+        get_baseline(SPEC, small_digits(), tmp_path)
 
 
 def test_rewind_point_zero_is_the_initialization(baseline):
@@ -82,4 +84,4 @@ def test_cache_that_loads_but_lacks_keys_is_named_for_deletion(tmp_path):
     torch.save({"state": {}, "metrics": {"val_acc": 0.5}}, path)  # a valid file, not a baseline
     with pytest.raises(DataError, match=r"corrupt baseline cache .*missing rewind_states, spec, metrics.test_acc.*"
                                         r"delete it to retrain"):
-        get_baseline(SPEC, small_digits(), tmp_path, log=lambda m: None)
+        get_baseline(SPEC, small_digits(), tmp_path)

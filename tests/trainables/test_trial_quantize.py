@@ -28,7 +28,7 @@ def run(config: dict, data, baseline):
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
-    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+    return get_baseline(SPEC, small_digits(), tmp_path_factory.mktemp("cache"))
 
 
 def expected_int8_bytes(state: dict, masks: dict) -> int:
@@ -130,7 +130,7 @@ def test_hybrid_qat_fine_tunes_on_the_int8_grid_and_differs_from_ptq(baseline):
 def scheduled_baseline(request, tmp_path_factory):
     """Baselines trained with either schedule: retraining must follow the baseline's own."""
     spec = dataclasses.replace(SPEC, schedule=request.param)
-    return spec, get_baseline(spec, small_digits(), tmp_path_factory.mktemp("cache"), log=lambda m: None)
+    return spec, get_baseline(spec, small_digits(), tmp_path_factory.mktemp("cache"))
 
 
 def test_lottery_full_retraining_runs_t_minus_k_steps_a_round_and_no_fine_tune(scheduled_baseline, monkeypatch):
