@@ -189,3 +189,9 @@ def global_channel_drop(groups: Sequence[ChannelGroup], scores: Mapping[str, tor
         i = bisect.bisect_right(starts, flat) - 1
         drop[groups[i].root].append(flat - starts[i])
     return drop
+
+
+def ratios_of(masks: Masks) -> dict[str, float]:
+    """The per-layer ratios an allocation chose: layer name -> fraction of its weights dropped.
+    Pruning each layer at its ratio (layer_masks) drops exactly as many of its lowest scores."""
+    return {key.removesuffix(".weight"): 1.0 - float(m.sum()) / m.numel() for key, m in masks.items()}

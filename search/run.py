@@ -11,8 +11,10 @@ import contextlib
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from mlflow_config import environment
 from mlflow_config.secrets import redact
@@ -59,15 +61,27 @@ def run_search(cfg: SearchConfig, points: list[dict] | None = None) -> int:
             if cfg.budget and cfg.budget != rec.config.budget:
                 logger.info(f"search {rec.name}: budget {rec.config.budget} -> {cfg.budget} trials")
                 rec = with_budget(home, rec, cfg.budget)
-            data, baseline = _prepare(rec.config, home)
-            return _run(rec.config, home, data, baseline, resume=rec, address=cfg.address)
+            return _run(Search(rec.config, home, *_prepare(rec.config, home)), resume=rec, address=cfg.address)
         name = cfg.name or f"{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
         preflight.check_search(cfg, home, name, tracking.resolve_tracking_uri(cfg.tracking_uri, home))
         if cfg.checkpoint is not None and cfg.rewind_checkpoint is None:
             logger.info("lottery: left out (it rewinds to early-training weights, which --checkpoint lacks; give the "
                        "model's weights at initialization with --rewind-checkpoint FILE to search it)")
-        data, baseline = _prepare(cfg, home)
-        return _run(cfg, home, data, baseline, name=name, points=points)
+        return _run(Search(cfg, home, *_prepare(cfg, home)), name=name, points=points)
+
+
+@dataclass
+class Search:
+    """One search as it runs: its settings, where it lives, its data and dense baseline (with the
+    dense model's metrics), and once started its record and MLflow client."""
+
+    cfg: SearchConfig
+    home: Path
+    data: Any
+    baseline: Any
+    dense: dict[str, float] = field(default_factory=dict)
+    rec: Any = None  # search.resume.SearchRecord
+    client: Any = None  # the MLflow client of rec.tracking_uri
 
 
 def _optuna_url(cfg: SearchConfig, home: Path) -> str:
@@ -112,17 +126,18 @@ def _dense_metrics(cfg: SearchConfig, data, baseline) -> dict[str, float]:
             "latency_ms": latency_ms(model, example, cfg.latency_batch)}
 
 
-def _run(cfg: SearchConfig, home: Path, data, baseline, name: str | None = None, resume=None,
-         address: str | None = None, points: list[dict] | None = None) -> int:
+def _run(search: Search, name: str | None = None, resume=None, address: str | None = None,
+         points: list[dict] | None = None) -> int:
     import ray
 
     from mlflow_config import tracking
     from search import cluster
     from search.resume import SearchRecord, reconcile, save_record
     from search.seeding import initial_points
-
-    dense = _dense_metrics(cfg, data, baseline)
     from trainables.models import factory_code
+
+    cfg, home, data, baseline = search.cfg, search.home, search.data, search.baseline
+    search.dense = dense = _dense_metrics(cfg, data, baseline)
 
     code = factory_code(cfg.model)
     started_ray = cluster.start_ray(address or cfg.address, [str(code)] if code else None)
@@ -142,6 +157,7 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, name: str | None = None,
         else:
             rec, done, points = resume, None, []
             client = tracking.client(rec.tracking_uri)
+        search.rec, search.client = rec, client
         # A resume that fails leaves a finished search as it was (its failure is a tag, not its status).
         finished_before = resume is not None and client.get_run(rec.parent_run_id).info.status == "FINISHED"
         try:
@@ -159,8 +175,8 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, name: str | None = None,
                            f"in experiment {cfg.experiment_name!r}")
             start = time.perf_counter()
             if done < cfg.budget:
-                _tune(cfg, rec, home, data, baseline, dense, done, points, fresh=resume is None)
-            return _finish(cfg, rec, client, dense, time.perf_counter() - start)
+                _tune(search, done, points, fresh=resume is None)
+            return _finish(search, time.perf_counter() - start)
         except BaseException as exc:
             # Whatever stops the search ends its parent run with the reason, never leaves it RUNNING.
             stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
@@ -177,20 +193,21 @@ def _run(cfg: SearchConfig, home: Path, data, baseline, name: str | None = None,
             ray.shutdown()
 
 
-def _sensitivity_caps(cfg: SearchConfig, home: Path, data, baseline) -> dict[str, float] | None:
+def _sensitivity_caps(search: Search) -> dict[str, float] | None:
     """Per-layer upper bounds from the sensitivity scan (--sensitivity-drop), or None when off."""
+    cfg = search.cfg
     if not cfg.sensitivity_drop:
         return None
     from trainables.sensitivity import get_sensitivity
 
-    sens = get_sensitivity(baseline, cfg.model, data, home, seed=cfg.seed)
+    sens = get_sensitivity(search.baseline, cfg.model, search.data, search.home, seed=cfg.seed)
     caps = {layer: sens.cap(layer, cfg.sensitivity_drop) for layer in sens.val_acc}
     logger.info("sensitivity: upper bounds (largest ratio costing <= "
                f"{cfg.sensitivity_drop:g} val accuracy alone): " + ", ".join(f"{k} {v:g}" for k, v in caps.items()))
     return caps
 
 
-def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, fresh: bool = True) -> None:
+def _tune(search: Search, done: int, points, fresh: bool = True) -> None:
 
     from ray import tune
 
@@ -201,12 +218,13 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, fresh:
     from search.tune import VAL_ACC, PrivateRDBStorage, Progress, RecordingOptunaSearch, RunContext, make_sampler, trial_entry
     from trainables.baseline import normalizer
 
+    cfg, rec, data, baseline, dense = search.cfg, search.rec, search.data, search.baseline, search.dense
     metric = cfg.objective_metric
     model, example = baseline.build(cfg.model, data), normalizer(data, False)(data.val.x[:1])
-    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(cfg, home, data, baseline))
-    _report_graph(rec, model, example)
+    spec = make_spec(cfg, model, example, caps=_sensitivity_caps(search))
+    _report_graph(search, model, example)
     if fresh and cfg.screen:  # a resume's study already holds what the first start enqueued
-        points = [*(points or []), *_screened_points(cfg, rec, spec, data, baseline, len(points or []))]
+        points = [*(points or []), *_screened_points(search, spec, len(points or []))]
     searcher = RecordingOptunaSearch(
         space=space_fn(spec), metric=[VAL_ACC, metric], mode=["max", "min"], sampler=make_sampler(cfg, done),
         storage=PrivateRDBStorage(rec.optuna_url), study_name=rec.name, points_to_evaluate=points or None)
@@ -216,14 +234,13 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, fresh:
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, baseline=baseline, run_ctx=run_ctx),
         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
-    storage = _storage_path(cfg, home)
+    storage = _storage_path(cfg, search.home)
     prior = []  # a resume's progress lines count the front from the trials already finished
     if done:
 
         from mlflow_config import tracking
 
-        runs = tracking.child_runs(tracking.client(rec.tracking_uri), rec.experiment_id,
-                                   rec.parent_run_id)
+        runs = tracking.child_runs(search.client, rec.experiment_id, rec.parent_run_id)
         prior = collect_points(runs, metric, dense[metric])
     tuner = tune.Tuner(
         trainable,
@@ -246,7 +263,7 @@ def _tune(cfg, rec, home: Path, data, baseline, dense, done: int, points, fresh:
         raise
 
 
-def _screened_points(cfg, rec, spec, data, baseline, enqueued: int) -> list[dict]:
+def _screened_points(search: Search, spec, enqueued: int) -> list[dict]:
     """--screen: score random candidates cheaply, keep the best of their front as the first full
     trials (after the default seeding, within the budget's enqueued share of three quarters),
     and record every score in the search's run for the rank correlation at the end."""
@@ -255,11 +272,12 @@ def _screened_points(cfg, rec, spec, data, baseline, enqueued: int) -> list[dict
     from mlflow_config.artifacts import SCREEN_FILE, log_json
     from search import screening
 
+    cfg, rec = search.cfg, search.rec
     start = time.perf_counter()
-    candidates = screening.screen(spec, data, baseline, cfg.screen, cfg.seed)
+    candidates = screening.screen(spec, search.data, search.baseline, cfg.screen, cfg.seed)
     chosen = screening.select(candidates, screening.keep_count(cfg.budget, cfg.screen_keep, enqueued))
     wall = time.perf_counter() - start
-    client = tracking.client(rec.tracking_uri)
+    client = search.client
     log_json(client, rec.parent_run_id, screening.as_records(chosen, candidates), None, SCREEN_FILE)
     tracking.log_metrics(client, rec.parent_run_id, {"screen_scored": len(candidates),
                                                       "screen_enqueued": len(chosen), "screen_wall_s": wall})
@@ -268,9 +286,10 @@ def _screened_points(cfg, rec, spec, data, baseline, enqueued: int) -> list[dict
     return [c.params for c in chosen]
 
 
-def _screen_correlation(cfg, rec, client, study) -> None:
+def _screen_correlation(search: Search, study) -> None:
     """How well the screen ranked what it enqueued: Spearman of screened vs fine-tuned val accuracy."""
-    if not cfg.screen:
+    rec, client = search.rec, search.client
+    if not search.cfg.screen:
         return
     from mlflow_config import tracking
     from mlflow_config.artifacts import SCREEN_FILE, load_json
@@ -287,20 +306,19 @@ def _screen_correlation(cfg, rec, client, study) -> None:
                + (f"{rho:.2f}" if pairs >= 3 else "too few to say"))
 
 
-def _report_graph(rec, model, example) -> None:
+def _report_graph(search: Search, model, example) -> None:
     """What the dependency graph made of the model, in the log and as tags of the search's run:
     its classifier, and the layers fpgm and hybrid leave dense because it cannot prune them safely."""
 
-    from mlflow_config import tracking
     from pruners.graph import layer_plan
 
     plan = layer_plan(model, example)
     dense = "; ".join(f"{n} ({why})" for n, why in plan.dense.items()) or "none"
     logger.info(f"dependency graph: {len(plan.order)} prunable layers, classifier {', '.join(sorted(plan.classifiers))}; "
                f"left dense by the filter methods (fpgm, filter taylor, hybrid): {dense}")
-    client = tracking.client(rec.tracking_uri)
-    client.set_tag(rec.parent_run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
-    client.set_tag(rec.parent_run_id, "graph_left_dense", ",".join(plan.dense) or "none")
+    client, run_id = search.client, search.rec.parent_run_id
+    client.set_tag(run_id, "graph_classifier", ",".join(sorted(plan.classifiers)))
+    client.set_tag(run_id, "graph_left_dense", ",".join(plan.dense) or "none")
 
 
 def _storage_path(cfg: SearchConfig, home: Path) -> str:
@@ -312,10 +330,11 @@ def _storage_path(cfg: SearchConfig, home: Path) -> str:
     return str(Path(cfg.storage_path.removeprefix("file://")).expanduser().absolute())
 
 
-def _describe_study(study, cfg, rec) -> None:
+def _describe_study(study, search: Search) -> None:
     """What optuna-dashboard shows beside the study: the objectives' meaning and the search's run."""
     from search.results.ui import run_link, ui_base
 
+    cfg, rec = search.cfg, search.rec
     study.set_user_attr("objectives", f"maximize val_acc (validation accuracy of the pruned, fine-tuned model); "
                                       f"minimize {cfg.objective_metric} (the {cfg.objective} objective)")
     study.set_user_attr("mlflow_search_run", run_link(rec.experiment_id, rec.parent_run_id, ui_base(rec.tracking_uri)))
@@ -336,7 +355,7 @@ def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
     return exc
 
 
-def _finish(cfg, rec, client, dense, wall: float) -> int:
+def _finish(search: Search, wall: float) -> int:
     import optuna
 
     from mlflow_config import tracking
@@ -344,6 +363,7 @@ def _finish(cfg, rec, client, dense, wall: float) -> int:
     from search.results.ui import runs_link, ui_base
     from search.resume import counted_trials, mark_orphans_failed
 
+    cfg, rec, client, dense = search.cfg, search.rec, search.client, search.dense
     study = optuna.load_study(study_name=rec.name, storage=rec.optuna_url)
     counted = counted_trials(study)
     done = len(counted)
@@ -361,8 +381,8 @@ def _finish(cfg, rec, client, dense, wall: float) -> int:
         tracking.finish_run(client, rec.parent_run_id, ok=False, reason=f"every trial failed: {reason}")
         logger.warning(f"\nsearch {rec.name}: all {done} trials failed; the most common reason ({hits} of {done}): {reason}")
         return 1
-    _describe_study(study, cfg, rec)
-    _screen_correlation(cfg, rec, client, study)
+    _describe_study(study, search)
+    _screen_correlation(search, study)
     rows = report.finalize(client, rec.experiment_id, rec.parent_run_id, cfg.objective_metric, dense,
                            f"{cfg.model} on {cfg.dataset}: {rec.name}", failed=len(failed))
     tracking.log_metrics(client, rec.parent_run_id, {"search_wall_s": wall})

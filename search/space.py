@@ -31,6 +31,7 @@ from pruners.layers import conv_depth, layer_kinds, prunable_layers
 from pruners.registry import get_pruner
 from pruners.settings import SettingSpec
 from pruners.surgery import coupled_layers
+from search.anchored import OFFSET_PREFIX, anchor_ratios, moved, offset_bounds
 from search.config import SEARCHED, SearchConfig, setting_groups
 from search.family import FAMILY_SETTINGS, family_ratios
 from trainables.trial_config import SPARSITY_PREFIX, FinetuneSettings
@@ -42,6 +43,7 @@ ALL_KINDS = ("conv_early", "conv", "fc", "classifier")
 CONV_KINDS = ("conv_early", "conv")
 # The schedule space's own settings (SearchConfig fields with search=True), sampled as floats.
 SCHEDULE_SETTINGS = ("schedule_start", "schedule_end", "schedule_curve")
+ANCHOR_SETTINGS = ("anchor_target", "anchor_allocation")  # the anchored space's (search.anchored)
 AUTO_SCHEDULE_LAYERS = 20  # "auto" uses the schedule above this many prunable layers
 
 
@@ -66,6 +68,14 @@ class SpaceSpec:
     constants: tuple[tuple[str, Any], ...]  # fixed settings merged into every trial config
     schedule: bool = False  # conv ratios from the start/end/curve depth schedule
     family: bool = False  # every ratio from family_target/family_shape (search.family)
+    # The anchored space (search.anchored): the dense weights the one-shot allocations rank, by
+    # layer, and how far an offset may move a layer's anchored ratio. Empty: another space.
+    anchor_weights: tuple[tuple[str, torch.Tensor], ...] = ()
+    anchor_width: float = 0.0
+
+    @property
+    def anchored(self) -> bool:
+        return bool(self.anchor_weights)
 
 
 def channel_coupling(model, example_input: torch.Tensor) -> dict[str, str]:
@@ -118,23 +128,25 @@ def make_spec(cfg: SearchConfig, model, example_input: torch.Tensor, caps: dict[
     """`example_input`: one input batch of the model's shape (traced for residual coupling);
     `caps`: per-layer upper bounds from the sensitivity scan, if the search uses one."""
     base_epochs, finetune_epochs = cfg.epochs
-    family = cfg.space == "family"
-    schedule = not family and uses_schedule(cfg, model)
+    family, anchored = cfg.space == "family", cfg.space == "anchored"
+    schedule = not (family or anchored) and uses_schedule(cfg, model)
     groups = setting_groups()
     owners = [groups["finetune"], *(groups[m] for m in cfg.methods)]
     ranges = tuple((spec.name, getattr(cfg, spec.name)) for owner in owners for spec in owner.specs()
                    if _may_apply(spec, cfg))
-    if schedule or family:
-        ranges += tuple((name, getattr(cfg, name)) for name in (SCHEDULE_SETTINGS if schedule else FAMILY_SETTINGS))
+    if schedule or family or anchored:
+        compact = SCHEDULE_SETTINGS if schedule else FAMILY_SETTINGS if family else ANCHOR_SETTINGS
+        ranges += tuple((name, getattr(cfg, name)) for name in compact)
     # `space` is the resolved one ("auto" becomes what it chose), so each trial's params say it.
     constants = (("model", cfg.model), ("finetune_epochs", finetune_epochs), ("batch_size", cfg.batch_size),
                  ("seed", cfg.seed), ("augment", cfg.augment_on), ("latency_batch", cfg.latency_batch),
-                 ("space", "family" if family else "schedule" if schedule else "per-layer"))
+                 ("space", cfg.space if family or anchored else "schedule" if schedule else "per-layer"))
     # Any method that may remove filters (fpgm; taylor at filter granularity) needs the coupling.
     filter_methods = [m for m in cfg.methods if get_pruner(m).structural]
     coupling = channel_coupling(model, example_input) if filter_methods else {}
+    weights = tuple((name, m.weight.detach().clone()) for name, m in prunable_layers(model).items()) if anchored else ()
     return SpaceSpec(tuple(cfg.methods), tuple(layer_bounds(model, cfg, example_input, coupling, caps)), ranges,
-                     constants, schedule, family)
+                     constants, schedule, family, weights, cfg.anchor_width)
 
 
 def _may_apply(spec: SettingSpec, cfg: SearchConfig) -> bool:
@@ -193,6 +205,9 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         target, shape = (_sample(trial, name, ranges[name], fixed) for name in FAMILY_SETTINGS)
         roots = [layer for layer in layers if not (filters and layer.follows is not None)]
         drawn = family_ratios({b.name: b.shape for b in roots}, {b.name: (b.lo, b.hi) for b in roots}, target, shape)
+    elif spec.anchored and layers:
+        roots = [layer for layer in layers if not (filters and layer.follows is not None)]
+        drawn = _anchored_ratios(spec, trial, roots, ranges, fixed)
     elif spec.schedule and any(layer.kind in CONV_KINDS for layer in layers):
         start, end, curve = (_sample(trial, name, ranges[name], fixed) for name in SCHEDULE_SETTINGS)
         drawn = expand_schedule(layers, start, end, curve)
@@ -212,6 +227,24 @@ def define_space(spec: SpaceSpec, trial: optuna.Trial) -> dict[str, Any]:
         else:
             trial.suggest_float(key, layer.lo, layer.hi)
     return fixed
+
+
+def _anchored_ratios(spec: SpaceSpec, trial: optuna.Trial, layers: list[LayerBounds], ranges: dict[str, Any],
+                     fixed: dict[str, Any]) -> dict[str, float]:
+    """The anchored space's ratios: a one-shot allocation at a sampled target over these layers,
+    each moved by its own sampled offset (search.anchored)."""
+    choices = ranges["anchor_allocation"]
+    allocation = choices[0] if len(choices) == 1 else trial.suggest_categorical("anchor_allocation", list(choices))
+    if len(choices) == 1:
+        fixed["anchor_allocation"] = allocation
+    target = _sample(trial, "anchor_target", ranges["anchor_target"], fixed)
+    weights = dict(spec.anchor_weights)
+    anchor = anchor_ratios({layer.name: weights[layer.name] for layer in layers}, allocation, target)
+    offsets = {}
+    for layer in layers:
+        lo, hi = offset_bounds(layer.kind, spec.anchor_width)
+        offsets[layer.name] = trial.suggest_float(OFFSET_PREFIX + layer.name, lo, hi) if lo < hi else 0.0
+    return moved(anchor, offsets)
 
 
 def space_fn(spec: SpaceSpec) -> Callable[[optuna.Trial], dict[str, Any]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from mlflow_config.secrets import redact
 from pruners.registry import method_names, method_settings
 from pruners.settings import POSITIVE, RATIO, Interval, MethodSettings, SettingSpec
+from search.anchored import ALLOCATIONS
 from search.config.recipes import AUTO_RECIPE
 from trainables.data import DATASETS
 from trainables.loops import SCHEDULES
@@ -19,7 +20,7 @@ from trainables.models import MODELS, model_label
 from trainables.trial_config import FinetuneSettings
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SPACES = ("auto", "per-layer", "schedule", "family")
+SPACES = ("auto", "per-layer", "schedule", "family", "anchored")
 SECRET_FIELDS = ("optuna_storage", "tracking_uri")  # URLs that may carry a password
 SEED_MAX = 2**32 - 1  # numpy (and so Optuna's samplers) take seeds below 2**32
 FRACTION = Interval(0.0, 0.5, lo_open=True, hi_open=True)
@@ -84,7 +85,8 @@ class _HowToRun:
     # Layer-wise space: one ratio per layer, or a compact depth schedule for deep models
     space: str = _f("auto", "per-layer (one ratio per layer), schedule (conv ratio = start + (end-start) * "
                     "depth^curve, per-layer for FC), family (two numbers for every layer: an overall target "
-                    "and an ERK-shaped spread, see --family-*), or auto (schedule above 20 prunable layers)",
+                    "and an ERK-shaped spread, see --family-*), anchored (a one-shot allocation at a target, "
+                    "then one offset per layer, see --anchor-*), or auto (schedule above 20 prunable layers)",
                     accepted=SPACES)
     schedule_start: Range = _f((0.0, 0.2), "schedule space: conv sparsity at the first conv", search=True,
                                accepted=RATIO)
@@ -97,6 +99,13 @@ class _HowToRun:
     family_shape: Range = _f((0.0, 1.5), "family space: spread of that removal, density ~ ERK factor^shape "
                              "(0 uniform, 1 ERK: larger layers pruned harder), inside the depth-aware bounds",
                              search=True, accepted=Interval(0.0, 3.0))
+    anchor_target: Range = _f((0.2, 0.98), "anchored space: fraction of the weights the one-shot anchor removes "
+                              "overall", search=True, accepted=RATIO)
+    anchor_allocation: tuple[str, ...] = _f(ALLOCATIONS, "anchored space: one-shot allocations the anchor may use "
+                                            "(global threshold, LAMP, ERK)", search=True, accepted=ALLOCATIONS)
+    anchor_width: float = _f(0.2, "anchored space: how far one layer's offset may move its anchored ratio "
+                             "(early convs and the classifier mostly down, hidden FC layers mostly up)",
+                             accepted=Interval(0.0, 1.0))
     # Training recipe (fixed within a search)
     baseline_epochs: float = _f(0, "dense baseline epochs (0 = per-dataset default: digits 30, cifar10 15)",
                                 accepted=Interval(0, 10_000))
