@@ -92,7 +92,7 @@ def _prepare(cfg: SearchConfig, home: Path):
     from trainables.baseline import get_baseline
     from trainables.data import load_dataset
 
-    data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.seed, cfg.val_fraction, cfg.test_fraction,
+    data = load_dataset(cfg.dataset, cfg.data_dir, home, cfg.data_seed, cfg.val_fraction, cfg.test_fraction,
                         cfg.train_subset, cfg.image_size, cfg.normalize)
     logger.info(f"data: {cfg.dataset} train={len(data.train)} val={len(data.val)} test={len(data.test)} "
                f"images {data.in_channels}x{data.image_size}x{data.image_size}")

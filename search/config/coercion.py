@@ -47,6 +47,8 @@ def parse_value(name: str, annotation: str, raw: Any) -> Any:
             raise ValueError
         if annotation == "int":
             return _integer(raw)
+        if annotation == "int | None":  # unset: None (the search record writes it as "None")
+            return None if raw is None or str(raw) in ("", "None") else _integer(raw)
         if annotation == "float":
             return _finite(raw)
         if annotation in ("Range", "IntRange"):
@@ -74,7 +76,7 @@ def parse_value(name: str, annotation: str, raw: Any) -> Any:
             return None if raw in (None, "") else Path(str(raw)).expanduser()
         return None if raw is None else str(raw)
     except (TypeError, ValueError, OverflowError):
-        expected = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+        expected = {"int": "an integer", "int | None": "an integer", "float": "a finite number", "bool": "true or false",
                     "bool | None": "true, false or auto",
                     "Range": "lo,hi finite numbers (or one number)", "IntRange": "lo,hi integers (or one integer)",
                     "tuple[int, ...]": "comma-separated integers",

@@ -64,6 +64,9 @@ class _WhatToSearch:
                               "where quantize is searched) "
                               "so the front is never worse than it")
     seed: int = _f(0, "seed for the baseline, the splits, the sampler and every trial", accepted=Interval(0, SEED_MAX))
+    split_seed: int | None = _f(None, "seed of the train/val/test split alone (default: --seed); fixed, searches "
+                                "with different --seed share one split, and with --checkpoint one baseline",
+                                accepted=Interval(0, SEED_MAX))
     # Per-layer sparsity bounds (the depth-aware policy)
     bounds_conv_early: Range = _f((0.0, 0.2), "sparsity bounds of the first conv layer (conservative)", accepted=RATIO)
     bounds_conv: Range = _f((0.0, 0.7), "sparsity bounds of later conv layers", accepted=RATIO)
@@ -155,6 +158,11 @@ class _Derived:
     def schedule(self) -> str:
         """The dense baseline's LR schedule, auto resolved."""
         return AUTO_RECIPE[self.dataset].baseline_schedule if self.baseline_schedule == "auto" else self.baseline_schedule
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the data split: --split-seed, else --seed."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def objective_metric(self) -> str:

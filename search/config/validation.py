@@ -72,6 +72,8 @@ def validate(cfg: SearchConfig) -> None:
         value = getattr(cfg, f.name)
         if f.name == "budget" and cfg.resume and value == RESUME_BUDGET:
             continue  # the recorded budget, checked by the resume
+        if value is None:
+            continue  # unset: the default the help describes
         if f.metadata.get("spec") is not None:
             _check_searched(f.metadata["spec"], value)
         elif f.metadata.get("accepted") is not None:

@@ -139,7 +139,10 @@ def load_search_data(parent: Run, home: Path | None, dataset: str | None, data_d
     cache = home or Path(p.get("home", str(DEFAULT_HOME)))
     try:
         # image_size and normalize: absent from searches recorded before they existed (then 0 / auto).
-        return load_dataset(dataset or p["dataset"], folder, cache.resolve(), int(p["seed"]),
+        # split_seed: absent or "None" for searches that split with --seed.
+        split_seed = p.get("split_seed", "None")
+        return load_dataset(dataset or p["dataset"], folder, cache.resolve(),
+                            int(p["seed"] if split_seed == "None" else split_seed),
                             float(p["val_fraction"]), float(p["test_fraction"]), int(p["train_subset"]),
                             int(p.get("image_size", 0)), p.get("normalize", "auto"))
     except DataError as exc:

@@ -77,3 +77,40 @@ def test_each_declared_constraint_rejects_a_value_outside_it_naming_the_flag():
         assert str(err.value).startswith(f"{flag}: ") and "is not accepted; expected" in str(err.value), str(err.value)
         checked += 1
     assert checked >= 25
+
+
+def test_split_seed_fixes_the_split_whatever_the_search_seed(monkeypatch, tmp_path):
+    """Seeds 1 and 2 of a benchmark confirm on the split (and baseline) seed 0 developed on."""
+    from search import run
+    from trainables import data as data_module
+
+    seen = []
+
+    def fake_load(dataset, data_dir, home, split_seed, *rest):
+        seen.append(split_seed)
+        raise data_module.DataError("stop here")
+
+    monkeypatch.setattr(data_module, "load_dataset", fake_load)
+    for argv in (["--seed", "2"], ["--seed", "2", "--split-seed", "0"], ["--seed", "1", "--split-seed", "0"]):
+        cfg = load_config(argv)
+        try:
+            run._prepare(cfg, tmp_path)
+        except data_module.DataError:
+            pass
+    assert seen == [2, 0, 0]
+
+
+def test_a_trial_is_rebuilt_on_the_split_its_search_used(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from search.results import reproduce
+    from trainables import data as data_module
+
+    seen = []
+    monkeypatch.setattr(data_module, "load_dataset", lambda *a, **k: seen.append(a[3]))
+    base = {"dataset": "digits", "data_dir": "None", "val_fraction": "0.1", "test_fraction": "0.1",
+            "train_subset": "0", "home": str(tmp_path)}
+    for params in ({**base, "seed": "3"}, {**base, "seed": "3", "split_seed": "None"},
+                   {**base, "seed": "3", "split_seed": "0"}):
+        reproduce.load_search_data(SimpleNamespace(data=SimpleNamespace(params=params)), None, None, None)
+    assert seen == [3, 3, 0]
