@@ -89,12 +89,13 @@ def get_baseline(spec: BaselineSpec, data: DatasetBundle, cache_dir: Path) -> Ba
     else:
         logger.info(f"baseline {key}: training dense {spec.model} for {spec.epochs} epochs, {spec.schedule} schedule, "
                    f"augmentation {'on' if spec.augment else 'off'} (cached afterwards at {path})")
-        baseline = _train_baseline(spec, data, key)
+        baseline = _train_baseline(spec, data, key, path.with_suffix(".partial.pt"))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"state": baseline.state, "rewind_states": baseline.rewind_states,
                 "metrics": baseline.metrics, "spec": asdict(baseline.spec)}, tmp)
     os.replace(tmp, path)  # atomic: a crash mid-write never leaves a corrupt cache
+    path.with_suffix(".partial.pt").unlink(missing_ok=True)
     return baseline
 
 
@@ -116,6 +117,18 @@ def _read_cache(path: Path, spec: BaselineSpec) -> dict:
     return blob
 
 
+def _read_partial(partial: Path) -> dict | None:
+    """A training saved by an earlier, interrupted run of this very recipe (the file is named by
+    the recipe's key), or None; an unreadable one is set aside and training starts over."""
+    if not partial.exists():
+        return None
+    try:
+        return torch.load(partial, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a half-written or foreign file: start over, say so
+        logger.warning(f"baseline: ignoring unreadable partial training {partial} ({one_line(exc)})")
+        return None
+
+
 def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str) -> Baseline:
     """The user's trained model as the baseline, its accuracy measured here (a checkpoint
     evaluated with the wrong preprocessing looks broken: the log line shows it before any trial)."""
@@ -131,10 +144,19 @@ def _from_checkpoint(spec: BaselineSpec, data: DatasetBundle, key: str) -> Basel
                     spec=spec)
 
 
-def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str) -> Baseline:
+def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str, partial: Path) -> Baseline:
+    """Trains the recipe; after every epoch the training so far is saved at `partial`, and a
+    training that finds one there continues from it (the same weights as an uninterrupted run)."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, data.in_channels, data.num_classes, data.image_size)
     rewind: dict[int, dict[str, torch.Tensor]] = {}
+    resume = _read_partial(partial)
+    before_s = 0.0  # training time of the runs this one continues
+    if resume is not None:
+        rewind.update(resume["rewind"])
+        before_s = float(resume["train_s"])
+        logger.info(f"baseline {key}: continuing from epoch {resume['train']['epoch']} (saved at {partial})")
+    first_epoch = resume["train"]["epoch"] if resume is not None else 0
 
     def keep_rewind_point(step: int, m: nn.Module) -> None:
         if step in spec.rewind_iters and step not in rewind:
@@ -147,16 +169,22 @@ def _train_baseline(spec: BaselineSpec, data: DatasetBundle, key: str) -> Baseli
         # Validation accuracy each epoch: a long training shows it is learning, not only alive.
         elapsed = time.perf_counter() - start
         logger.info(f"baseline {key}: epoch {epoch}/{epochs} loss {loss:.4f} val_acc {evaluate(model, data.val, plain):.4f} "
-                   f"({duration(elapsed)}{time_left(elapsed, epoch, epochs)})")
+                   f"({duration(before_s + elapsed)}{time_left(elapsed, epoch - first_epoch, epochs - first_epoch)})")
+
+    def save_partial(state: dict) -> None:
+        tmp = partial.with_suffix(f".tmp{os.getpid()}")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"train": state, "rewind": rewind, "train_s": before_s + time.perf_counter() - start}, tmp)
+        os.replace(tmp, partial)
 
     train(model, data.train, normalizer(data, spec.augment), epochs=spec.epochs, lr=spec.lr,
           batch_size=spec.batch_size, seed=spec.seed, on_iteration=keep_rewind_point, on_epoch=report_epoch,
-          schedule=spec.schedule)
+          schedule=spec.schedule, resume=resume["train"] if resume is not None else None, on_checkpoint=save_partial)
     missing = set(spec.rewind_iters) - set(rewind)
     if missing:
         raise ValueError(f"rewind iterations {sorted(missing)} are past the baseline's training length")
     metrics = {VAL_ACC: evaluate(model, data.val, plain), TEST_ACC: evaluate(model, data.test, plain),
-               "train_s": time.perf_counter() - start}
+               "train_s": before_s + time.perf_counter() - start}
     logger.info(f"baseline {key}: val_acc={metrics['val_acc']:.4f} test_acc={metrics['test_acc']:.4f} "
                f"in {metrics['train_s']:.0f}s")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -9,6 +9,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,8 @@ def train(
     schedule: str = "cosine",
     start_step: int = 0,
     fake_quant: Sequence[str] = (),
+    resume: Mapping[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> float:
     """SGD with Nesterov momentum and a cosine schedule, or with `schedule="onecycle"` a
     one-cycle schedule peaking at `lr` (warm-up then cosine annealing; trains a dense model well
@@ -115,9 +118,15 @@ def train(
     would have had there (lottery's retraining from rewind point k, Frankle et al.).
     `fake_quant` names weights to fake-quantize to int8 in every forward (quantization-aware
     training: the gradient at the quantized weights updates the float ones).
+    `on_checkpoint(state)` after each epoch gets what `resume=state` continues from (weights,
+    optimizer, step, both random generators): a resumed run ends with the same weights as one
+    never interrupted (a long baseline survives the end of a session).
     Returns the mean loss of the last epoch."""
     gen = torch.Generator().manual_seed(seed)
     total = total_steps(len(split), batch_size, epochs)
+    first_epoch = 0
+    if resume is not None:
+        start_step, first_epoch = int(resume["step"]), int(resume["epoch"])
     if not 0 <= start_step < total:
         raise ValueError(f"start_step {start_step} outside the schedule's {total} steps")
     steps_per_epoch = math.ceil(len(split) / batch_size)
@@ -127,6 +136,11 @@ def train(
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(start_step):
             sched.step()
+    if resume is not None:  # after the schedule's fast-forward, which would otherwise rescale the loaded lr
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
     reapply_masks = bind_masks(model, masks) if masks else None  # masks cast once, not per step
     named = dict(model.named_parameters())
     quantized = [named[n] for n in fake_quant]
@@ -134,8 +148,8 @@ def train(
         raise ValueError("distillation needs both a teacher and its settings (pruners.base.Distillation)")
     if teacher is not None:
         teacher.eval()
-    step, last_losses, epoch = start_step, [], 0
-    epochs = math.ceil((total - start_step) / steps_per_epoch)
+    step, last_losses, epoch = start_step, [], first_epoch
+    epochs = first_epoch + math.ceil((total - start_step) / steps_per_epoch)
     while step < total:
         model.train()  # again each epoch: on_epoch may have evaluated the model
         last_losses = []
@@ -171,6 +185,9 @@ def train(
         epoch += 1
         if on_epoch is not None:
             on_epoch(epoch, epochs, sum(last_losses) / max(1, len(last_losses)))
+        if on_checkpoint is not None and step < total:
+            on_checkpoint({"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "generator": gen.get_state(), "torch_rng": torch.get_rng_state()})
     if on_iteration is not None:
         on_iteration(step, model)
     return sum(last_losses) / max(1, len(last_losses))

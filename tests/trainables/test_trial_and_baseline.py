@@ -85,3 +85,43 @@ def test_cache_that_loads_but_lacks_keys_is_named_for_deletion(tmp_path):
     with pytest.raises(DataError, match=r"corrupt baseline cache .*missing rewind_states, spec, metrics.test_acc.*"
                                         r"delete it to retrain"):
         get_baseline(SPEC, small_digits(), tmp_path)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_an_interrupted_baseline_continues_to_the_same_weights(tmp_path, caplog, schedule):
+    """The training is saved after every epoch; a run stopped mid-way and started again ends with
+    exactly the weights of a run never stopped (and takes up where it stopped)."""
+    import dataclasses
+
+    from trainables import loops
+
+    spec = dataclasses.replace(SPEC, epochs=3, augment=True, rewind_iters=(0, 2), schedule=schedule)
+    data = small_digits(200)
+    whole = get_baseline(spec, data, tmp_path / "whole")
+
+    real_train, stopped = loops.train, tmp_path / "stopped"
+
+    def stop_after_two_epochs(*args, on_epoch=None, **kwargs):
+        def report(epoch, epochs, loss):
+            on_epoch(epoch, epochs, loss)
+            if epoch == 2:
+                raise KeyboardInterrupt  # the session ends in epoch 2's report: epoch 1 is the last saved
+
+        return real_train(*args, on_epoch=report, **kwargs)
+
+    import trainables.baseline as baseline_module
+
+    baseline_module.train = stop_after_two_epochs
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            get_baseline(spec, data, stopped)
+    finally:
+        baseline_module.train = real_train
+    assert list((stopped / "baselines").glob("*.partial.pt"))
+    caplog.set_level("INFO", logger="trainables")
+    again = get_baseline(spec, data, stopped)
+    assert "continuing from epoch 1" in caplog.text and "epoch 2/3" in caplog.text and "epoch 1/3" not in caplog.text
+    assert all(torch.equal(whole.state[k], again.state[k]) for k in whole.state)
+    assert whole.rewind_states.keys() == again.rewind_states.keys() == {0, 2}
+    assert all(torch.equal(whole.rewind_states[2][k], again.rewind_states[2][k]) for k in whole.state)
+    assert not list((stopped / "baselines").glob("*.partial.pt"))  # the finished cache replaces it
