@@ -73,6 +73,7 @@ def _previous(name: str) -> dict:
 
 def _train(args, arm: str) -> dict:
     from search.config import load_config
+    from search.results.cli_kit import printed_logs
     from search.run import _prepare
 
     flags = ["--dataset", args.dataset, "--home", str(args.home.resolve()), *ARMS[arm]]
@@ -86,8 +87,8 @@ def _train(args, arm: str) -> dict:
         flags += ["--data-dir", str(common.CIFAR_DIR)]
     cfg = load_config(flags)
     t0 = time.perf_counter()
-    with common.torch_threads(args.threads):
-        data, baseline = _prepare(cfg, args.home.resolve(), print)
+    with common.torch_threads(args.threads), printed_logs():
+        data, baseline = _prepare(cfg, args.home.resolve())
     saved = {}
     if args.save_checkpoint is not None:
         import torch
