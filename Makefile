@@ -39,7 +39,8 @@ bench: install
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/search_quality.py
-	$(BIN)/python bench/search_quality.py --dataset cifar10 --seeds 0
+	$(BIN)/python bench/search_quality.py --dataset cifar10 --seeds 0,1,2
+	$(BIN)/python bench/search_quality.py --dataset cifar10 --setting simplecnn --seeds 0
 	$(BIN)/python bench/article_claims.py
 
 ui: install

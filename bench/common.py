@@ -121,9 +121,11 @@ def machine_line(info: dict[str, Any]) -> str:
             + (f", commit {info['commit']}." if info.get("commit") else "."))
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_json(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+    """`directory`: bench/results unless given (a scratch folder for a smoke test)."""
+    directory = directory or RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)

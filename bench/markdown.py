@@ -29,7 +29,7 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 | script | what it shows | goal | quick (default) | full setting |
 |---|---|---|---|---|
 | `bench/baseline_recipe.py` | val/test accuracy of the dense model a default search starts from (the recipe's quality) | (report) | CIFAR-10, 15 epochs (~15-25 min on an idle machine) | `--arms default,plain`: also the recipe it replaced |
-| `bench/search_quality.py` | hypervolume (reference: 25% of dense bytes, dense - 15 pt) and test accuracy at <= 10/5/2% of dense bytes of the default search vs random search (and GP, NSGA-II) vs one-shot recipe/LAMP/ERK/uniform at 20-98%, fronts plotted on test | default HV >= 1.05x random and above LAMP per seed; front dominates every one-shot point on test; <= 1 pt at 5%, <= 3 pt at 2% | digits, budget 50, seeds 0,1 (~30 min on 2 busy cores); `--budget 8 --seeds 0` quick; `--arms ...,screen,gp,nsga2` adds screening and the other samplers | `--dataset cifar10 --arms default,random,screen,lamp,recipe,erk,uniform` (40k images, budget 16, seeds 0,1, ~100 min); resumable per (arm, seed) |
+| `bench/search_quality.py` | hypervolume (reference: 25% of dense bytes, dense - 15 pt) and test accuracy at <= 10/5/2% of dense bytes, every pick on validation accuracy: the default search vs `random` (the default's enqueued points, then the random sampler), `enqueued-only` (those points alone), `anchored` (--space anchored), and one-shot global/LAMP/ERK/uniform at 20-98% in fp32 and int8 through the same trial code; fronts plotted on test; front points whose per-layer ratios differ by >= 0.1 from the nearest one-shot allocation | per seed: default test HV >= 1.05x the best one-shot arm and >= 1.03x random; >= 2 front points that are not a one-shot allocation; <= 1 pt at 5%, <= 3 pt at 2% | digits, budget 50, seeds 0,1 (the quick check); `--budget 8 --seeds 0` quicker; `--arms ...,screen,gp,nsga2,family` adds the others | `--dataset cifar10`: ResNet-20 from the committed checkpoint (sha256 checked), 40k/5k/5k split of seed 0 for every seed, half-epoch fine-tune, budget 24: `--seeds 0` to develop, then `--seeds 0,1,2` to confirm (hours per seed); `--setting simplecnn` the second setting (budget 16); resumable per (arm, seed) |
 | `bench/overhead.py` | N fixed trials through Ray + Optuna + MLflow vs a bare `run_trial` loop | overhead <= 5% of wall | CIFAR-10 subset, N=8 (~6 min) | `--n 12 --repeats 2` (~20 min); `--dataset digits` |
 | `bench/throughput.py` | images/s of `trainables.loops.train` vs a minimal plain-PyTorch loop, with and without masks | >= 0.95x | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 25` |
 | `bench/speedup.py` | CPU latency of FPGM-pruned SimpleCNN / ResNet-20 vs dense at batch 1 and 256, beside FLOPs | (report) | 1 thread, 15 rounds (~3 min) | `--threads 1,2 --repeats 30` |
@@ -37,7 +37,8 @@ Work folders (MLflow/Optuna databases, the decoded CIFAR-10 cache, baselines) go
 | `bench/concurrency.py` | trials per hour with 1 vs 2 concurrent trials on 2 cores, and the machine's own ceiling | >= 1.8x | CIFAR-10 subset, N=8 (~10 min) | `--n 12 --repeats 2` (~25 min) |
 """
 
-SECTION_ORDER = ("intro", "summary", "baseline_recipe_cifar10", "baseline_recipe_digits", "search_quality_digits", "search_quality_cifar10", "overhead_cifar10",
+SECTION_ORDER = ("intro", "summary", "baseline_recipe_cifar10", "baseline_recipe_digits", "search_quality_digits", "search_quality_cifar10_resnet20", "search_quality_cifar10",
+                 "overhead_cifar10",
                  "overhead_digits", "throughput_cifar10", "throughput_digits", "speedup", "concurrency_cifar10",
                  "concurrency_digits", "article_claims_cifar10", "fpgm_speed")
 

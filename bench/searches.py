@@ -163,7 +163,7 @@ def load_data_and_baseline(argv: Sequence[str], home: Path, verbose: bool = Fals
 
     cfg = load_config([*argv, "--home", str(home)])
     data = load_dataset(cfg.dataset, cfg.data_dir, home.resolve(), cfg.data_seed, cfg.val_fraction, cfg.test_fraction,
-                        cfg.train_subset)
+                        cfg.train_subset, cfg.image_size, cfg.normalize)
     with printed_logs() if verbose else contextlib.nullcontext():
         baseline = get_baseline(baseline_spec(cfg, len(data.train)), data, home.resolve())
     return cfg, data, baseline
