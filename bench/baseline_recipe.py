@@ -9,8 +9,9 @@ A rerun on the same commit skips the arms already in its JSON (the training is t
     python bench/baseline_recipe.py --model resnet20 --baseline-epochs 50 --baseline-lr 0.2 \
         --save-checkpoint bench/checkpoints/resnet20_cifar10.pt  # the deep benchmarks' committed baseline
 
-The saved checkpoint is the baseline's state_dict (loadable with weights_only=True); its sha256
-goes into the JSON, so a benchmark reading it can check it is the measured file.
+The saved checkpoint is the baseline's state_dict (loadable with weights_only=True), and beside it
+<name>_init.pt, the weights at initialization (lottery's --rewind-checkpoint); their sha256 go
+into the JSON, so a benchmark reading them can check they are the measured files.
 """
 from __future__ import annotations
 
@@ -98,6 +99,10 @@ def _train(args, arm: str) -> dict:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu().contiguous() for k, v in baseline.state.items()}, args.save_checkpoint)
         saved = {"checkpoint": str(args.save_checkpoint), "checkpoint_sha256": file_sha256(args.save_checkpoint)}
+        if 0 in baseline.rewind_states:  # the weights at initialization: lottery's --rewind-checkpoint
+            init = args.save_checkpoint.with_name(args.save_checkpoint.stem + "_init.pt")
+            torch.save({k: v.detach().cpu().contiguous() for k, v in baseline.rewind_states[0].items()}, init)
+            saved |= {"rewind_checkpoint": str(init), "rewind_checkpoint_sha256": file_sha256(init)}
     return {**saved, "flags": flags[4:], "model": cfg.model, "val_acc": baseline.metrics["val_acc"],
             "test_acc": baseline.metrics["test_acc"], "train_s": baseline.metrics["train_s"],
             "cached": baseline.cached, "wall_s": time.perf_counter() - t0, "baseline_key": baseline.key,
