@@ -34,9 +34,16 @@ def test_local_ray_cpus_is_a_positive_count():
     assert private_apis.local_ray_cpus() >= 1
 
 
-def test_auto_address_without_a_cluster_raises_what_cluster_catches():
-    with pytest.raises((ConnectionError, ValueError)):
-        private_apis.auto_address()
+def test_auto_address_names_the_local_cluster_or_raises_what_cluster_catches():
+    """Either answer of Ray's private lookup: the test session's own local Ray (HOST:PORT) when one
+    runs, else ConnectionError / ValueError, the errors search.cluster turns into one line."""
+    import re
+
+    try:
+        found = private_apis.auto_address()
+    except (ConnectionError, ValueError):
+        return
+    assert re.fullmatch(r"\[?[0-9A-Za-z.:-]+\]?:[0-9]+", found), found
 
 
 def test_gcs_probe_of_a_closed_port_raises_within_its_timeout():

@@ -175,7 +175,7 @@ def test_python_api_searches_and_loads_a_point(tmp_path, ray_session, capsys):
     assert not [ln for ln in out.splitlines() if ln.startswith(("data:", "baseline ", "search api", "[1/", "Pareto"))], out
     client = MlflowClient(result.tracking_uri)
     parent = client.get_run(result.parent_run_id)
-    assert parent.data.params["model"] == f"{__name__}:build"  # the CLI's records: the factory spec, the data
+    assert parent.data.params["model"] == f"{build.__module__}:build"  # the CLI's records: the factory spec, the data
     assert parent.data.params["dataset"] == "imagefolder"
     row = result.front[0]
     assert row["method"] == "hybrid" and {"val_acc", "test_acc", "size_bytes", "params"} <= set(row)
