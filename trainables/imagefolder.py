@@ -59,6 +59,10 @@ def plan_folder(data_dir: Path, image_size: int = 0) -> FolderPlan:
     files = {s: [p for p in image_files(r) if p.parent != r] for s, r in roots.items()}
     if not files["train"]:
         raise DataError(f"no images under {roots['train']}: expected {roots['train']}/<class>/*.jpg|png")
+    for split in [s for s in ("val", "test") if s in files and not files[s]]:
+        # An empty DIR/val or DIR/test is as good as none: that split is carved from train.
+        logger.info(f"{roots[split]} holds no images: the {split} split is carved from {roots['train']}")
+        del roots[split], files[split]
     classes = sorted({p.relative_to(roots["train"]).parts[0] for p in files["train"]})
     for split in ("val", "test"):
         extra = sorted({p.relative_to(roots[split]).parts[0] for p in files.get(split, [])} - set(classes))
@@ -142,7 +146,7 @@ def decode_images(root: Path, files: list[Path], classes: list[str], channels: i
         odd = next(p for p, a in zip(files, arrays) if a.shape != arrays[0].shape or a.shape[0] != a.shape[1])
         raise DataError(f"{odd} is {arrays[files.index(odd)].shape[1]}x{arrays[files.index(odd)].shape[0]} while "
                         f"{files[0]} is {arrays[0].shape[1]}x{arrays[0].shape[0]}; expected square images of one "
-                        "size, or --image-size N to resize them all to NxN")
+                        "size (--dataset imagefolder resizes them all to NxN with --image-size N)")
     index = {c: i for i, c in enumerate(classes)}
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([index[p.relative_to(root).parts[0]] for p in files], dtype=torch.int64)

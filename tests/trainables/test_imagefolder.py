@@ -41,6 +41,16 @@ def test_missing_splits_are_carved_and_grayscale_stays_one_channel(tmp_path):
     assert (len(d.train), len(d.val), len(d.test)) == (21, 6, 3)
 
 
+@pytest.mark.parametrize("empty", [("val",), ("test",), ("val", "test")])
+def test_an_empty_split_folder_is_carved_from_train_like_a_missing_one(tmp_path, empty):
+    root = make(tmp_path / "d", {"train": 10}, size=(8, 8))
+    for split in empty:
+        (root / split / "ant").mkdir(parents=True)  # a class folder, no image
+    plan = plan_splits("imagefolder", root, 0.2, 0.1, 0)
+    d = load_dataset("imagefolder", root, tmp_path / "home", 0, 0.2, 0.1, 0)
+    assert (len(d.train), len(d.val), len(d.test)) == (21, 6, 3) == (plan.n_train, plan.n_val, plan.n_test)
+
+
 def test_normalize_values_and_fingerprint(tmp_path):
     root = make(tmp_path / "d", {"train": 4}, size=(8, 8))
     auto = load_dataset("imagefolder", root, tmp_path / "home", 0, 0.25, 0.25, 0)
